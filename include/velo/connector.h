@@ -1,0 +1,103 @@
+/*
+ * Velostream plugin SDK: Connector (source and sink).
+ *
+ * A connector moves bytes; the core decodes and encodes formats. A source
+ * hands the engine batches of record payloads (views into buffers the source
+ * owns until its next read), a sink receives batches of encoded records.
+ * Nothing here is called per record: the hot path is batch at a time.
+ *
+ * Threading: all callbacks of one instance run on the worker thread that owns
+ * the job; `base` in struct velo_connector_ctx is that worker's loop.
+ */
+#ifndef VELO_CONNECTOR_H
+#define VELO_CONNECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <velo/plugin.h>
+#include <velo/value.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+/* One WITH property, prefix removed: 'orders.topic'='x' -> {"topic","x"}. */
+struct velo_property {
+    const char *key;
+    const char *value;
+};
+
+/* What the engine tells a connector instance at creation. Borrowed. */
+struct velo_connector_ctx {
+    const char *job;  /* job name */
+    const char *name; /* the source or sink name in SQL */
+    const char *uri;  /* the URI from FROM/INTO, or NULL */
+    const struct velo_property *props; /* every property, for passthrough */
+    size_t nprops;
+    struct event_base *base; /* the worker's loop */
+    /** Wake the engine: data is ready (source) or space is free (sink). */
+    void (*wake)(void *wake_arg);
+    void *wake_arg;
+};
+
+struct velo_record_meta {
+    int64_t timestamp_us; /* source timestamp, INT64_MIN when none */
+    int32_t partition;    /* -1 when the source has none */
+    int64_t offset;       /* -1 when the source has none */
+    struct velo_str key;  /* ptr NULL when none */
+};
+
+struct velo_source_batch {
+    size_t count;    /* filled by the source */
+    size_t capacity; /* set by the engine */
+    struct velo_str *payload;      /* capacity entries */
+    struct velo_record_meta *meta; /* capacity entries, or NULL */
+};
+
+struct velo_connector_vtable {
+    uint32_t size;      /* sizeof(struct velo_connector_vtable) */
+    const char *scheme; /* URI scheme this connector answers ("kafka"), or
+                           NULL; also the "<scheme>_source/_sink" type */
+
+    /* --- source (all NULL when the connector has none) --- */
+    /** @return VELO_OK and sets ins->context, or VELO_ERR (logged). */
+    int (*source_create)(struct velo_instance *ins, const void *config,
+                         const struct velo_connector_ctx *ctx);
+    /** Fill `out` with up to out->capacity records.
+     *  @return VELO_OK (count may be 0), VELO_AGAIN (nothing now; `wake`
+     *  will be called), VELO_DECLINED (end of a bounded input), VELO_ERR. */
+    int (*source_read)(struct velo_instance *ins,
+                       struct velo_source_batch *out);
+    /** Serialize the position after the last read batch for a checkpoint.
+     *  @return bytes written, or VELO_ERR when `cap` is too small. */
+    int (*source_position)(struct velo_instance *ins, uint8_t *buf,
+                           size_t cap);
+    /** Resume from a checkpointed position. @return VELO_OK or VELO_ERR. */
+    int (*source_seek)(struct velo_instance *ins, const uint8_t *pos,
+                       size_t len);
+    /** The engine's checkpoint now covers `pos`: acknowledge upstream. */
+    int (*source_commit)(struct velo_instance *ins, const uint8_t *pos,
+                         size_t len);
+    void (*source_destroy)(struct velo_instance *ins);
+
+    /* --- sink (all NULL when the connector has none) --- */
+    int (*sink_create)(struct velo_instance *ins, const void *config,
+                       const struct velo_connector_ctx *ctx);
+    /** Accept `n` encoded records. meta may be NULL.
+     *  @return VELO_OK, VELO_AGAIN (full: retry after `wake`), VELO_ERR. */
+    int (*sink_write)(struct velo_instance *ins, const struct velo_str *recs,
+                      const struct velo_record_meta *meta, size_t n);
+    /** Make everything written so far durable (checkpoint barrier).
+     *  @return VELO_OK, VELO_AGAIN (call again after `wake`), VELO_ERR. */
+    int (*sink_flush)(struct velo_instance *ins);
+    void (*sink_destroy)(struct velo_instance *ins);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VELO_CONNECTOR_H */
