@@ -1,0 +1,62 @@
+/*
+ * velo: the command-line entry point. Dispatches to a verb; only verbs that
+ * work are listed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct verb {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct verb verbs[] = {
+    {"server", "run the Velostream server (HTTP API, plugins)",
+     velo_cmd_server},
+    {"plugins", "list plugins found and whether each loaded",
+     velo_cmd_plugins},
+    {"license", "verify or show a license file (verify, show)",
+     velo_cmd_license},
+    {"user", "manage users (add, passwd, list, delete)", velo_cmd_user},
+    {"apikey", "manage API keys (create, list, revoke)", velo_cmd_apikey},
+    {"version", "print the version", velo_cmd_version},
+    {NULL, NULL, NULL}};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: velo <command> [options]\n\nCommands:\n");
+    for (const struct verb *v = verbs; v->name != NULL; v++) {
+        fprintf(out, "  %-9s %s\n", v->name, v->summary);
+    }
+    fprintf(out, "\nRun 'velo <command> --help' for a command's options.\n"
+                 "Exit codes: 0 success, 1 runtime failure, 2 usage "
+                 "error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return VELO_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+        strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return VELO_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        return velo_cmd_version(argc - 1, argv + 1);
+    }
+    for (const struct verb *v = verbs; v->name != NULL; v++) {
+        if (strcmp(cmd, v->name) == 0) {
+            return v->run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "velo: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return VELO_EXIT_USAGE;
+}
