@@ -569,7 +569,7 @@ static int parse_user(json_t *u, size_t idx, struct velo_auth_user *out,
                                sizeof(out->roles), why,
                                sizeof(why)) != VELO_OK) {
         char tmp[256];
-        snprintf(tmp, sizeof(tmp), "user %s: %s", name, why);
+        snprintf(tmp, sizeof(tmp), "user %.64s: %.180s", name, why);
         memcpy(why, tmp, sizeof(why));
     }
     if (why[0] != '\0') {
@@ -617,7 +617,7 @@ static int parse_key(json_t *k, size_t idx, struct velo_auth_apikey *out,
                                sizeof(out->roles), why,
                                sizeof(why)) != VELO_OK) {
         char tmp[256];
-        snprintf(tmp, sizeof(tmp), "key %s: %s", id, why);
+        snprintf(tmp, sizeof(tmp), "key %.32s: %.200s", id, why);
         memcpy(why, tmp, sizeof(why));
     }
     if (why[0] != '\0') {

@@ -208,7 +208,7 @@ static void test_tampered_signature(void)
     CU_ASSERT_EQUAL(strlen(sig), 88);
 
     /* One changed character, still base64 of 64 bytes. */
-    char bad[128];
+    char bad[sizeof(sig) + 8]; /* room for a prefix byte */
     snprintf(bad, sizeof(bad), "%s", sig);
     bad[10] = bad[10] == 'A' ? 'B' : 'A';
     replace_signature(path, bad);
