@@ -60,6 +60,32 @@ done
 [[ -d "$SCRATCH/usr/lib/velo/plugins" ]] || { echo "package is missing /usr/lib/velo/plugins" >&2; exit 1; }
 "$SCRATCH/usr/bin/velo" version
 rm -rf "$SCRATCH"
+# Install it for real, run the installed server, then purge it again
+# (skipped when another velostream package is already installed here).
+if dpkg-query -W -f='${Status}' velostream 2>/dev/null | grep -q "ok installed"; then
+  echo "velostream is already installed on this machine; not reinstalling"
+else
+  dpkg -i "$DEB" >/dev/null
+  STATE="$(mktemp -d)"
+  /usr/bin/velo server --config /etc/velo/velo.yaml --listen 127.0.0.1:0 \
+      --data-dir "$STATE" >"$STATE/log" 2>&1 &
+  PID=$!
+  PORT=""
+  for _ in $(seq 1 100); do
+    PORT="$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' "$STATE/log")"
+    [[ -n "$PORT" ]] && break
+    sleep 0.05
+  done
+  STATUS="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" || true)"
+  kill -TERM "$PID"; wait "$PID"; RC=$?
+  dpkg --purge velostream >/dev/null
+  if [[ "$STATUS" != 200 || $RC -ne 0 ]]; then
+    echo "the installed package did not serve /healthz (status $STATUS, exit $RC):" >&2
+    cat "$STATE/log" >&2; exit 1
+  fi
+  echo "installed .deb: velo server answered /healthz and stopped cleanly; purged"
+  rm -rf "$STATE"
+fi
 
 if [[ "${VELO_SKIP_ASAN:-0}" != 1 ]]; then
   step "tests under AddressSanitizer + UBSan"
