@@ -13,8 +13,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +22,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "plugin/configmap.h"
 #include "plugin/host.h"
 #include "plugin/license-internal.h"
 #include "plugin/license.h"
@@ -31,8 +30,6 @@
 
 #define LOG_SRC "plugins"
 #define NAME_MAX_LEN 63
-#define MAP_MAX_ENTRIES 256
-#define CONFIG_MAX_SIZE (1024 * 1024)
 #define TEXT_MAX 512 /* longest version/description copied */
 
 struct slot {
@@ -127,21 +124,6 @@ static int valid_name(const char *s, size_t maxlen)
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
               c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int valid_key(const char *s)
-{
-    if (s == NULL || s[0] == '\0' || strnlen(s, 128) > 127) {
-        return 0;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-' || c == '.')) {
             return 0;
         }
     }
@@ -287,169 +269,6 @@ static const char *vtable_missing(int kind, const void *vt, char *buf,
 /* Config maps                                                        */
 /* ------------------------------------------------------------------ */
 
-static size_t field_size(int type)
-{
-    switch (type) {
-    case VELO_CONFIG_STR:
-    case VELO_CONFIG_SECRET:
-        return sizeof(char *);
-    case VELO_CONFIG_INT:
-    case VELO_CONFIG_SIZE:
-    case VELO_CONFIG_DURATION:
-        return sizeof(int64_t);
-    case VELO_CONFIG_BOOL:
-        return sizeof(int);
-    case VELO_CONFIG_DOUBLE:
-        return sizeof(double);
-    }
-    return 0;
-}
-
-static size_t field_align(int type)
-{
-    switch (type) {
-    case VELO_CONFIG_STR:
-    case VELO_CONFIG_SECRET:
-        return alignof(char *);
-    case VELO_CONFIG_INT:
-    case VELO_CONFIG_SIZE:
-    case VELO_CONFIG_DURATION:
-        return alignof(int64_t);
-    case VELO_CONFIG_BOOL:
-        return alignof(int);
-    case VELO_CONFIG_DOUBLE:
-        return alignof(double);
-    }
-    return 1;
-}
-
-static const char *type_noun(int type)
-{
-    switch (type) {
-    case VELO_CONFIG_INT:
-        return "an integer";
-    case VELO_CONFIG_BOOL:
-        return "a boolean";
-    case VELO_CONFIG_DOUBLE:
-        return "a number";
-    case VELO_CONFIG_SIZE:
-        return "a size";
-    case VELO_CONFIG_DURATION:
-        return "a duration";
-    }
-    return "a string";
-}
-
-static const char *type_hint(int type)
-{
-    switch (type) {
-    case VELO_CONFIG_INT:
-        return "write a whole number such as 42";
-    case VELO_CONFIG_BOOL:
-        return "write true or false (yes/no, on/off, 1/0)";
-    case VELO_CONFIG_DOUBLE:
-        return "write a number such as 0.5";
-    case VELO_CONFIG_SIZE:
-        return "write a number with an optional unit: 512, 64KiB, 4MiB";
-    case VELO_CONFIG_DURATION:
-        return "write a number with a unit: 250ms, 5s, 2m, 1h";
-    }
-    return "";
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v)) {
-        return VELO_ERR;
-    }
-    *out = v;
-    return VELO_OK;
-}
-
-/* Parse `value` as the entry's type into the struct. */
-static int store_value(const struct velo_config_map *m, char *conf,
-                       const char *value)
-{
-    char *dst = conf + m->offset;
-    int64_t i64;
-    int b;
-    double d;
-    char *s;
-    switch (m->type) {
-    case VELO_CONFIG_STR:
-    case VELO_CONFIG_SECRET:
-        s = strdup(value);
-        if (s == NULL) {
-            return VELO_ERR;
-        }
-        memcpy(dst, &s, sizeof(s));
-        return VELO_OK;
-    case VELO_CONFIG_INT:
-        if (velo_parse_int(value, &i64) != VELO_OK) {
-            return VELO_ERR;
-        }
-        memcpy(dst, &i64, sizeof(i64));
-        return VELO_OK;
-    case VELO_CONFIG_SIZE:
-        if (velo_parse_size(value, &i64) != VELO_OK) {
-            return VELO_ERR;
-        }
-        memcpy(dst, &i64, sizeof(i64));
-        return VELO_OK;
-    case VELO_CONFIG_DURATION:
-        if (velo_parse_duration(value, &i64) != VELO_OK) {
-            return VELO_ERR;
-        }
-        memcpy(dst, &i64, sizeof(i64));
-        return VELO_OK;
-    case VELO_CONFIG_BOOL:
-        if (velo_parse_bool(value, &b) != VELO_OK) {
-            return VELO_ERR;
-        }
-        memcpy(dst, &b, sizeof(b));
-        return VELO_OK;
-    case VELO_CONFIG_DOUBLE:
-        if (parse_double(value, &d) != VELO_OK) {
-            return VELO_ERR;
-        }
-        memcpy(dst, &d, sizeof(d));
-        return VELO_OK;
-    }
-    return VELO_ERR;
-}
-
-static void config_free(const struct velo_config_map *map, size_t n,
-                        void *conf)
-{
-    if (conf == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (map[i].type == VELO_CONFIG_STR ||
-            map[i].type == VELO_CONFIG_SECRET) {
-            char *s;
-            memcpy(&s, (char *)conf + map[i].offset, sizeof(s));
-            free(s);
-        }
-    }
-    free(conf);
-}
-
-static size_t map_count(const struct velo_config_map *map)
-{
-    size_t n = 0;
-    if (map == NULL) {
-        return 0;
-    }
-    while (n <= MAP_MAX_ENTRIES && map[n].type != VELO_CONFIG_END) {
-        n++;
-    }
-    return n;
-}
-
 /* Where a plugins.config value came from, for messages. */
 static void kv_where(const struct velo_config *cfg,
                      const struct velo_config_kv *kv, char *buf,
@@ -463,151 +282,54 @@ static void kv_where(const struct velo_config *cfg,
     }
 }
 
-/* The map itself is the plugin's; a bad one is a plugin bug, and the
- * loader must not write outside the struct because of it. */
-static int map_check(const struct velo_plugin_descriptor *d, size_t n,
-                     struct text *why)
-{
-    const struct velo_config_map *map = d->config_map;
-    if (n > MAP_MAX_ENTRIES) {
-        text_add(why, "config map has no {0} terminator within %d entries",
-                 MAP_MAX_ENTRIES);
-        return VELO_ERR;
-    }
-    if (d->config_size > CONFIG_MAX_SIZE) {
-        text_add(why, "config_size %zu is larger than %d bytes",
-                 d->config_size, CONFIG_MAX_SIZE);
-        return VELO_ERR;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct velo_config_map *m = &map[i];
-        if (!valid_key(m->name)) {
-            text_add(why, "config map entry %zu has an invalid key name "
-                          "(use a-z, 0-9, '_', '-', '.')",
-                     i);
-            return VELO_ERR;
-        }
-        size_t sz = field_size(m->type);
-        if (sz == 0) {
-            text_add(why, "config map entry '%s' has unknown type %d",
-                     m->name, m->type);
-            return VELO_ERR;
-        }
-        if (m->offset > d->config_size || sz > d->config_size - m->offset ||
-            m->offset % field_align(m->type) != 0) {
-            text_add(why, "config map entry '%s' (offset %zu, %zu bytes) "
-                          "does not fit config_size %zu",
-                     m->name, m->offset, sz, d->config_size);
-            return VELO_ERR;
-        }
-        for (size_t k = 0; k < i; k++) {
-            if (strcmp(map[k].name, m->name) == 0) {
-                text_add(why, "config map declares '%s' twice", m->name);
-                return VELO_ERR;
-            }
-        }
-    }
-    return VELO_OK;
-}
-
 /*
  * Fill the plugin's config struct from its map: defaults, then the
- * plugins.config.<name>.* values. Every problem is reported, not just the
- * first, so one edit of the file fixes them all.
+ * plugins.config.<name>.* values. The filling and its messages are
+ * configmap.c's, shared with the connectors' WITH properties.
  */
 static int config_fill(const struct velo_plugin_descriptor *d,
                        const char *name, const struct velo_config *cfg,
                        void **out, struct text *why)
 {
-    const struct velo_config_map *map = d->config_map;
-    size_t n = map_count(map);
+    enum { WHERE_MAX = 600 };
+    size_t nkv = cfg != NULL ? cfg->n_plugin_kv : 0;
+    struct velo_configmap_item *items = calloc(nkv + 1, sizeof(*items));
+    char *where = calloc(nkv + 1, WHERE_MAX);
     *out = NULL;
-    if (map_check(d, n, why) != VELO_OK) {
+    if (items == NULL || where == NULL) {
+        free(items);
+        free(where);
+        text_add(why, "out of memory for its config");
         return VELO_ERR;
     }
-    int errors = 0;
-    char where[600];
-
-    /* Keys the user set that the plugin does not know. */
-    for (size_t i = 0; cfg != NULL && i < cfg->n_plugin_kv; i++) {
+    size_t n = 0;
+    for (size_t i = 0; i < nkv; i++) {
         const struct velo_config_kv *kv = &cfg->plugin_kv[i];
         if (kv->plugin == NULL || kv->key == NULL ||
             strcmp(kv->plugin, name) != 0) {
             continue;
         }
-        size_t k = 0;
-        while (k < n && strcmp(map[k].name, kv->key) != 0) {
-            k++;
-        }
-        if (k < n) {
-            continue;
-        }
-        kv_where(cfg, kv, where, sizeof(where));
-        text_add(why, "%sunknown config key plugins.config.%s.%s (%s); ",
-                 errors++ > 0 ? "; " : "", name, kv->key, where);
-        if (n == 0) {
-            text_add(why, "this plugin takes no settings");
-        } else {
-            text_add(why, "known keys: ");
-            for (size_t j = 0; j < n; j++) {
-                text_add(why, "%s%s", j > 0 ? ", " : "", map[j].name);
-            }
-        }
+        kv_where(cfg, kv, where + n * WHERE_MAX, WHERE_MAX);
+        items[n].key = kv->key;
+        items[n].value = kv->value;
+        items[n].where = where + n * WHERE_MAX;
+        n++;
     }
-
-    char *conf = NULL;
-    if (d->config_size > 0) {
-        conf = calloc(1, d->config_size);
-        if (conf == NULL) {
-            text_add(why, "out of memory for its config");
-            return VELO_ERR;
-        }
+    char prefix[NAME_MAX_LEN + 32];
+    snprintf(prefix, sizeof(prefix), "plugins.config.%.*s.", NAME_MAX_LEN,
+             name);
+    const struct velo_configmap_words words = {"config key", prefix,
+                                               "this plugin"};
+    char *msg = NULL;
+    int rc = velo_configmap_fill(d->config_map, d->config_size, &words,
+                                 items, n, NULL, out, &msg, NULL);
+    if (rc != VELO_OK) {
+        text_add(why, "%s", msg != NULL ? msg : "out of memory");
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct velo_config_map *m = &map[i];
-        const struct velo_config_kv *kv = NULL;
-        for (size_t k = 0; cfg != NULL && k < cfg->n_plugin_kv; k++) {
-            const struct velo_config_kv *c = &cfg->plugin_kv[k];
-            if (c->plugin != NULL && c->key != NULL && c->value != NULL &&
-                strcmp(c->plugin, name) == 0 &&
-                strcmp(c->key, m->name) == 0) {
-                kv = c; /* the last one set wins, as for any key */
-            }
-        }
-        const char *value = kv != NULL ? kv->value : m->def_value;
-        if (value == NULL) {
-            text_add(why, "%smissing required config key "
-                          "plugins.config.%s.%s",
-                     errors++ > 0 ? "; " : "", name, m->name);
-            if (m->description != NULL) {
-                text_add(why, " (%s)", m->description);
-            }
-            continue;
-        }
-        if (store_value(m, conf, value) == VELO_OK) {
-            continue;
-        }
-        if (m->type == VELO_CONFIG_STR || m->type == VELO_CONFIG_SECRET) {
-            text_add(why, "%sout of memory", errors++ > 0 ? "; " : "");
-        } else if (kv != NULL) {
-            kv_where(cfg, kv, where, sizeof(where));
-            text_add(why, "%splugins.config.%s.%s: \"%.100s\" is not %s (%s; "
-                          "%s)",
-                     errors++ > 0 ? "; " : "", name, m->name, value,
-                     type_noun(m->type), where, type_hint(m->type));
-        } else {
-            text_add(why, "%sthe plugin's own default for '%s', \"%.100s\", "
-                          "is not %s (a plugin bug)",
-                     errors++ > 0 ? "; " : "", m->name, value,
-                     type_noun(m->type));
-        }
-    }
-    if (errors > 0 || why->oom) {
-        config_free(map, n, conf);
-        return VELO_ERR;
-    }
-    *out = conf;
-    return VELO_OK;
+    free(msg);
+    free(items);
+    free(where);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -787,7 +509,6 @@ static void load_one(struct load_ctx *ctx, struct slot *s)
         dlclose(dl);
         return;
     }
-    size_t nmap = map_count(d->config_map);
 
     if (d->license_feature != NULL) {
         if (!velo_license_has_feature(ctx->lic, d->license_feature)) {
@@ -796,7 +517,7 @@ static void load_one(struct load_ctx *ctx, struct slot *s)
                                  sizeof(why));
             refuse(e, "plugin %s: needs license feature '%s'; %s", e->name,
                    d->license_feature, why);
-            config_free(d->config_map, nmap, conf);
+            velo_configmap_free(d->config_map, conf);
             dlclose(dl);
             return;
         }
@@ -821,7 +542,7 @@ static void load_one(struct load_ctx *ctx, struct slot *s)
             e->state = VELO_PLUGIN_FAILED;
             velo_log_write(VELO_LOG_ERROR, LOG_SRC, "%s",
                            t.p != NULL ? t.p : "plugin start failed");
-            config_free(d->config_map, nmap, conf);
+            velo_configmap_free(d->config_map, conf);
             dlclose(dl);
             return;
         }
@@ -1010,8 +731,7 @@ void velo_plugins_unload(struct velo_plugins *p)
             if (e->desc->stop != NULL) {
                 e->desc->stop(e->plugin_data);
             }
-            config_free(e->desc->config_map, map_count(e->desc->config_map),
-                        e->config);
+            velo_configmap_free(e->desc->config_map, e->config);
             e->config = NULL;
             e->desc = NULL;
             dlclose(e->dl);

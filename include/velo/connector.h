@@ -57,15 +57,32 @@ struct velo_source_batch {
     struct velo_record_meta *meta; /* capacity entries, or NULL */
 };
 
+/* What a source says about itself once created. */
+struct velo_source_info {
+    int bounded;        /* 1: the input ends (a file without watch) */
+    int byte_stream;    /* 1: payloads are consecutive byte ranges of one
+                           stream and a record may span two of them (files,
+                           stdin); 0: one record per payload (Kafka) */
+    int64_t size_bytes; /* total when known (progress), else -1 */
+};
+
+enum velo_connector_flags {
+    VELO_CONNECTOR_SOURCE = 1,
+    VELO_CONNECTOR_SINK = 2
+};
+
 struct velo_connector_vtable {
     uint32_t size;      /* sizeof(struct velo_connector_vtable) */
     const char *scheme; /* URI scheme this connector answers ("kafka"), or
                            NULL; also the "<scheme>_source/_sink" type */
+    uint32_t flags;     /* enum velo_connector_flags */
 
     /* --- source (all NULL when the connector has none) --- */
-    /** @return VELO_OK and sets ins->context, or VELO_ERR (logged). */
+    /** Fills `info`. @return VELO_OK and sets ins->context, or VELO_ERR
+     *  (logged, naming the URI with credentials redacted). */
     int (*source_create)(struct velo_instance *ins, const void *config,
-                         const struct velo_connector_ctx *ctx);
+                         const struct velo_connector_ctx *ctx,
+                         struct velo_source_info *info);
     /** Fill `out` with up to out->capacity records.
      *  @return VELO_OK (count may be 0), VELO_AGAIN (nothing now; `wake`
      *  will be called), VELO_DECLINED (end of a bounded input), VELO_ERR. */
