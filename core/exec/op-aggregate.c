@@ -1,0 +1,1042 @@
+/*
+ * Aggregate: GROUP BY with aggregates, optionally per tumbling window of
+ * event time, emitting CHANGES (the group's updated row after each input
+ * row) or FINAL (one row per group when its window closes, or at the end
+ * of a bounded input).
+ *
+ * Groups live in open-addressing tables, one per open window (one in all
+ * without a window). A group is a fixed-size record in a dense array:
+ * its full hash, its key values (strings copied into the table's arena
+ * when the group is created, never again), then every aggregate's state.
+ * The index holds (hash tag, record id) pairs, probed linearly, grown by
+ * doubling at half load. A row costs one hash, usually one probe, and one
+ * update per aggregate; nothing is allocated for a group that exists.
+ *
+ * Windows: start = floor(t / size) * size; the window's table is found
+ * from the row's start (the last one used is cached). The watermark is
+ * the highest event time seen, advanced row by row (or by
+ * velo_op_watermark from outside); when it reaches a window's end the
+ * window closes: FINAL emits its groups, then
+ * the table is recycled (arena reset, index cleared), so memory follows
+ * the open windows, not the input. A row for a window that has already
+ * closed is late: counted, reported through on_late_row, and dropped.
+ *
+ * EMIT CHANGES must show each row's effect on its own, so a batch is cut
+ * into segments in which no group repeats (and the window does not
+ * change); each segment is updated vectorized, then its rows' groups are
+ * written out in input order, INSERT the first time a group is emitted
+ * and UPDATE after.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <velo/log.h>
+
+#include "exec/exec-internal.h"
+#include "exec/func-internal.h"
+
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+#define AGG_SEED UINT64_C(0x9ae16a3b2f90404f)
+#define TABLE_ARENA_CHUNK (16 * 1024)
+#define MAX_SPARE_TABLES 2
+
+/* Record header; key nulls, key values and states follow. */
+struct grec {
+    uint64_t hash;
+    uint32_t seg; /* EMIT CHANGES: last segment that touched the group */
+    uint8_t emitted;
+    uint8_t pad[3];
+};
+
+struct gtable {
+    int64_t ws;
+    size_t stride;
+    struct velo_hindex idx;
+    char *recs;
+    size_t n, cap;
+    struct velo_arena *arena;
+};
+
+struct agg_rt {
+    const struct velo_agg *agg;
+    struct velo_expr *args[2];
+    size_t nargs;
+    struct velo_expr *filter;
+    struct velo_evaluator *arg_ev[2];
+    struct velo_evaluator *filter_ev;
+    size_t off;
+    const struct velo_column *argc[2];
+    uint8_t *pass; /* per batch row: FILTER (WHERE) is TRUE */
+    char *name;
+};
+
+struct agg_impl {
+    size_t nkeys;
+    struct velo_expr **keys;
+    struct velo_evaluator **key_ev;
+    const struct velo_column **keyc;
+    size_t naggs;
+    struct agg_rt *aggs;
+    int windowed;
+    int64_t size_us;
+    struct velo_expr *time_expr;
+    struct velo_evaluator *time_ev;
+    int ts_col;
+    int emit;
+    size_t stride, nulls_off, vals_off, out_key0;
+    struct gtable **wins; /* open windows, ascending start */
+    size_t nwins, capwins;
+    struct gtable *global; /* without a window */
+    struct gtable *spare[MAX_SPARE_TABLES];
+    size_t nspare;
+    struct gtable *last;
+    int64_t wm;
+    int have_wm;
+    struct velo_eval_ctx ctx;  /* input rows */
+    struct velo_eval_ctx fctx; /* output rows (final errors) */
+    struct velo_agg_ctx actx;
+    struct velo_arena *eval_arena;
+    uint64_t *hashes;
+    int64_t *wst;
+    uint16_t *valid, *seg_rows, *f_rows, *tmp_rows;
+    uint32_t *seg_gid, *f_gid;
+    uint32_t segstamp;
+    struct velo_batch *out;
+    size_t cap;
+    int fast_i64; /* one BIGINT-like key */
+    char *tmpl;   /* a new group's record: every state initialized */
+};
+
+/* ---- Group tables ------------------------------------------------------- */
+
+static struct grec *rec_at(const struct gtable *g, size_t id)
+{
+    return (struct grec *)(g->recs + id * g->stride);
+}
+
+static uint64_t rec_hash(void *arg, uint32_t id)
+{
+    return rec_at(arg, id)->hash;
+}
+
+static void gtable_free(struct gtable *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    velo_hindex_free(&g->idx);
+    free(g->recs);
+    velo_arena_destroy(g->arena);
+    free(g);
+}
+
+static size_t gtable_bytes(const struct gtable *g)
+{
+    return velo_hindex_bytes(&g->idx) + g->cap * g->stride +
+           velo_arena_bytes(g->arena);
+}
+
+static struct gtable *gtable_get(struct agg_impl *a, int64_t ws)
+{
+    struct gtable *g;
+    if (a->nspare > 0) {
+        g = a->spare[--a->nspare];
+    } else {
+        g = calloc(1, sizeof(*g));
+        if (g == NULL) {
+            return NULL;
+        }
+        g->stride = a->stride;
+        g->arena = velo_arena_create(TABLE_ARENA_CHUNK);
+        if (g->arena == NULL || velo_hindex_init(&g->idx, 64) != VELO_OK) {
+            gtable_free(g);
+            return NULL;
+        }
+    }
+    g->ws = ws;
+    return g;
+}
+
+static void gtable_release(struct agg_impl *a, struct gtable *g)
+{
+    for (size_t j = 0; j < a->naggs; j++) {
+        const struct velo_agg *agg = a->aggs[j].agg;
+        if (agg->destroy == NULL) {
+            continue;
+        }
+        for (size_t id = 0; id < g->n; id++) {
+            agg->destroy((char *)rec_at(g, id) + a->aggs[j].off);
+        }
+    }
+    if (a->last == g) {
+        a->last = NULL;
+    }
+    if (a->nspare < MAX_SPARE_TABLES) {
+        velo_arena_reset(g->arena);
+        velo_hindex_clear(&g->idx);
+        g->n = 0;
+        a->spare[a->nspare++] = g;
+    } else {
+        gtable_free(g);
+    }
+}
+
+static struct gtable *find_window(struct agg_impl *a, int64_t ws)
+{
+    if (a->last != NULL && a->last->ws == ws) {
+        return a->last;
+    }
+    size_t lo = 0, hi = a->nwins;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a->wins[mid]->ws < ws) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo < a->nwins && a->wins[lo]->ws == ws) {
+        a->last = a->wins[lo];
+        return a->last;
+    }
+    if (a->nwins == a->capwins) {
+        size_t cap = a->capwins ? a->capwins * 2 : 8;
+        struct gtable **w = realloc(a->wins, cap * sizeof(*w));
+        if (w == NULL) {
+            return NULL;
+        }
+        a->wins = w;
+        a->capwins = cap;
+    }
+    struct gtable *g = gtable_get(a, ws);
+    if (g == NULL) {
+        return NULL;
+    }
+    memmove(&a->wins[lo + 1], &a->wins[lo],
+            (a->nwins - lo) * sizeof(*a->wins));
+    a->wins[lo] = g;
+    a->nwins++;
+    a->last = g;
+    return g;
+}
+
+/* Key of batch row r equals the record's? */
+static inline int rec_key_eq(const struct agg_impl *a, const struct grec *rec,
+                             size_t r)
+{
+    const uint8_t *nulls = (const uint8_t *)rec + a->nulls_off;
+    const union velo_slot *vals =
+        (const union velo_slot *)((const char *)rec + a->vals_off);
+    if (a->fast_i64 && !a->keyc[0]->has_nulls) {
+        return !nulls[0] && vals[0].i == a->keyc[0]->v.i64[r];
+    }
+    return velo_keys_eq(a->keyc, a->nkeys, r, nulls, vals);
+}
+
+/* The group of batch row r (hash h) in g, created when new.
+ * @return its id, or -1 when out of memory. */
+static long group_of(struct agg_impl *a, struct gtable *g, size_t r,
+                     uint64_t h)
+{
+    if ((g->idx.count + 1) * 2 > g->idx.mask + 1 &&
+        velo_hindex_reserve(&g->idx, rec_hash, g) != VELO_OK) {
+        return -1;
+    }
+    size_t mask = g->idx.mask;
+    size_t pos = h & mask;
+    uint64_t tag = h & UINT64_C(0xffffffff00000000);
+    for (;;) {
+        uint64_t s = g->idx.slots[pos];
+        if (s == 0) {
+            break;
+        }
+        if ((s & UINT64_C(0xffffffff00000000)) == tag) {
+            uint32_t id = (uint32_t)(s & 0xffffffffu) - 1;
+            const struct grec *rec = rec_at(g, id);
+            if (rec->hash == h && rec_key_eq(a, rec, r)) {
+                return id;
+            }
+        }
+        pos = (pos + 1) & mask;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        char *p = realloc(g->recs, cap * g->stride);
+        if (p == NULL) {
+            return -1;
+        }
+        g->recs = p;
+        g->cap = cap;
+    }
+    size_t id = g->n;
+    struct grec *rec = rec_at(g, id);
+    /* The template holds every aggregate's initial state: one copy
+     * instead of a call per aggregate. */
+    memcpy(rec, a->tmpl, g->stride);
+    rec->hash = h;
+    uint8_t *nulls = (uint8_t *)rec + a->nulls_off;
+    union velo_slot *vals = (union velo_slot *)((char *)rec + a->vals_off);
+    if (a->fast_i64 && !a->keyc[0]->has_nulls) {
+        vals[0].i = a->keyc[0]->v.i64[r];
+    } else if (velo_keys_store(a->keyc, a->nkeys, r, nulls, vals,
+                               g->arena) != VELO_OK) {
+        return -1;
+    }
+    g->n++;
+    velo_hindex_put(&g->idx, pos, h, (uint32_t)id);
+    return (long)id;
+}
+
+/* ---- Output ------------------------------------------------------------- */
+
+static int flush_out(struct velo_op *op)
+{
+    struct agg_impl *a = op->impl;
+    struct velo_batch *out = a->out;
+    int rc = VELO_OK;
+    if (out->nrows > 0) {
+        if (a->fctx.n_errors > 0) {
+            velo_op_report_errors(op, &a->fctx, out, NULL, out->nrows);
+            out->nsel = velo_sel_drop_failed(&a->fctx, NULL, out->nrows,
+                                             velo_batch_sel_buf(out));
+            out->sel = velo_batch_sel_buf(out);
+            velo_eval_ctx_clear(&a->fctx, a->cap);
+        }
+        rc = velo_op_emit(op, out);
+    }
+    velo_batch_reset(out);
+    return rc;
+}
+
+static int emit_group(struct velo_op *op, struct gtable *g, size_t id)
+{
+    struct agg_impl *a = op->impl;
+    struct velo_batch *out = a->out;
+    size_t row = out->nrows;
+    struct grec *rec = rec_at(g, id);
+    /* Without aggregates (SELECT DISTINCT, GROUP BY alone) a repeated key
+     * changes nothing: EMIT CHANGES emits each key once, as an insert. */
+    if (a->naggs == 0 && rec->emitted) {
+        return VELO_OK;
+    }
+    if (a->windowed) {
+        out->cols[0].v.i64[row] = g->ws;
+        out->cols[1].v.i64[row] = g->ws + a->size_us;
+    }
+    const uint8_t *nulls = (const uint8_t *)rec + a->nulls_off;
+    const union velo_slot *vals =
+        (const union velo_slot *)((const char *)rec + a->vals_off);
+    for (size_t k = 0; k < a->nkeys; k++) {
+        struct velo_column *c = &out->cols[a->out_key0 + k];
+        if (nulls[k]) {
+            velo_col_set_null(c, row);
+        } else {
+            velo_col_put(c, row, vals[k]);
+        }
+    }
+    a->actx.arena = g->arena;
+    a->actx.eval = &a->fctx;
+    size_t col0 = a->out_key0 + a->nkeys;
+    for (size_t j = 0; j < a->naggs; j++) {
+        a->aggs[j].agg->final(&a->actx, (char *)rec + a->aggs[j].off,
+                              &out->cols[col0 + j], row, out->arena);
+    }
+    if (out->op != NULL) {
+        out->op[row] = rec->emitted ? VELO_ROW_UPDATE : VELO_ROW_INSERT;
+    }
+    rec->emitted = 1;
+    out->nrows++;
+    if (out->nrows == out->cap) {
+        return flush_out(op);
+    }
+    return VELO_OK;
+}
+
+/* Close a window: FINAL emits every group (the output views the table's
+ * arena, so it is flushed before the table is recycled). */
+static int close_table(struct velo_op *op, struct gtable *g)
+{
+    struct agg_impl *a = op->impl;
+    int rc = VELO_OK;
+    if (a->emit == VELO_EMIT_FINAL) {
+        for (size_t id = 0; id < g->n && rc == VELO_OK; id++) {
+            rc = emit_group(op, g, id);
+        }
+        if (rc == VELO_OK) {
+            rc = flush_out(op);
+        }
+    }
+    return rc;
+}
+
+static void update_stats(struct velo_op *op)
+{
+    struct agg_impl *a = op->impl;
+    size_t rows = 0, bytes = 0;
+    for (size_t i = 0; i < a->nwins; i++) {
+        rows += a->wins[i]->n;
+        bytes += gtable_bytes(a->wins[i]);
+    }
+    if (a->global != NULL) {
+        rows += a->global->n;
+        bytes += gtable_bytes(a->global);
+    }
+    for (size_t i = 0; i < a->nspare; i++) {
+        bytes += gtable_bytes(a->spare[i]);
+    }
+    op->stats.state_rows = rows;
+    op->stats.state_bytes = bytes;
+}
+
+/* ---- Push --------------------------------------------------------------- */
+
+static void update_segment(struct agg_impl *a, struct gtable *g, size_t s)
+{
+    a->actx.arena = g->arena;
+    a->actx.eval = &a->ctx;
+    for (size_t j = 0; j < a->naggs; j++) {
+        struct agg_rt *ag = &a->aggs[j];
+        char *states = g->recs + ag->off;
+        if (ag->pass == NULL) {
+            ag->agg->update(&a->actx, states, a->stride, a->seg_gid, ag->argc,
+                            a->seg_rows, s);
+            continue;
+        }
+        size_t m = 0;
+        for (size_t t = 0; t < s; t++) {
+            size_t r = a->seg_rows[t];
+            a->f_rows[m] = (uint16_t)r;
+            a->f_gid[m] = a->seg_gid[t];
+            m += ag->pass[r];
+        }
+        if (m > 0) {
+            ag->agg->update(&a->actx, states, a->stride, a->f_gid, ag->argc,
+                            a->f_rows, m);
+        }
+    }
+}
+
+static int agg_watermark(struct velo_op *op, int64_t wm);
+
+static int agg_push(struct velo_op *op, struct velo_batch *in)
+{
+    struct agg_impl *a = op->impl;
+    const uint16_t *sel = in->sel;
+    size_t n = velo_batch_live(in);
+    velo_arena_reset(a->eval_arena);
+    a->ctx.arena = a->eval_arena;
+    a->ctx.now_us = velo_op_now(op->env);
+    a->fctx.now_us = a->ctx.now_us;
+
+    for (size_t k = 0; k < a->nkeys; k++) {
+        a->keyc[k] = velo_evaluate(a->key_ev[k], &a->ctx, in);
+    }
+    const struct velo_column *tc = NULL;
+    if (a->windowed) {
+        tc = a->time_ev != NULL ? velo_evaluate(a->time_ev, &a->ctx, in)
+                                : &in->cols[a->ts_col];
+    }
+    for (size_t j = 0; j < a->naggs; j++) {
+        struct agg_rt *ag = &a->aggs[j];
+        const uint16_t *asel = sel;
+        size_t an = n;
+        if (ag->filter_ev != NULL) {
+            const struct velo_column *fc =
+                velo_evaluate(ag->filter_ev, &a->ctx, in);
+            an = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t r = sel != NULL ? sel[i] : i;
+                uint8_t ok = fc->v.u8[r] && !velo_col_is_null(fc, r);
+                ag->pass[r] = ok;
+                a->tmp_rows[an] = (uint16_t)r;
+                an += ok;
+            }
+            asel = a->tmp_rows;
+        }
+        for (size_t k = 0; k < ag->nargs; k++) {
+            ag->argc[k] =
+                velo_evaluate_sel(ag->arg_ev[k], &a->ctx, in, asel, an);
+        }
+    }
+
+    /* Rows that count: not failed, with an event time, not late. Rows
+     * arrive mostly in time order, so the previous row's window usually
+     * holds the next one and the division is skipped. */
+    size_t m = 0;
+    int64_t cur_ws = INT64_MIN, cur_we = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        size_t r = sel != NULL ? sel[i] : i;
+        if (a->ctx.n_errors > 0 && a->ctx.row_error[r]) {
+            continue;
+        }
+        if (a->windowed) {
+            if (velo_col_is_null(tc, r)) {
+                velo_eval_error(&a->ctx, r, VELO_EVAL_BAD_ARG,
+                                "the event time is NULL: the row belongs to "
+                                "no window");
+                continue;
+            }
+            int64_t t = tc->v.i64[r];
+            int64_t ws;
+            if (t >= cur_ws && t < cur_we) {
+                ws = cur_ws;
+            } else if (__builtin_mul_overflow(velo_floor_div(t, a->size_us),
+                                              a->size_us, &ws) ||
+                       __builtin_add_overflow(ws, a->size_us, &cur_we)) {
+                velo_eval_error(&a->ctx, r, VELO_EVAL_OVERFLOW,
+                                "the event time is out of range for a "
+                                "window");
+                continue;
+            } else {
+                cur_ws = ws;
+            }
+            if (a->have_wm && cur_we <= a->wm) {
+                op->stats.rows_late++;
+                if (op->env->on_late_row != NULL) {
+                    static const struct velo_row_origin unknown = {-1, 0, 0};
+                    op->env->on_late_row(op->env->cb_arg, op,
+                                         in->origin != NULL ? &in->origin[r]
+                                                            : &unknown,
+                                         t, a->wm);
+                }
+                continue;
+            }
+            a->wst[r] = ws;
+            /* The watermark is the highest event time seen so far, row by
+             * row, so whether a row is late never depends on where batch
+             * boundaries fall. */
+            if (!a->have_wm || t > a->wm) {
+                a->wm = t;
+                a->have_wm = 1;
+            }
+        }
+        a->valid[m++] = (uint16_t)r;
+    }
+    if (a->ctx.n_errors > 0) {
+        velo_op_report_errors(op, &a->ctx, in, sel, n);
+    }
+    velo_keys_hash(a->keyc, a->nkeys, a->valid, m, a->hashes, AGG_SEED);
+
+    int changes = a->emit == VELO_EMIT_CHANGES;
+    int rc = VELO_OK;
+    size_t i = 0;
+    while (i < m && rc == VELO_OK) {
+        struct gtable *g =
+            a->windowed ? find_window(a, a->wst[a->valid[i]]) : a->global;
+        if (g == NULL) {
+            rc = VELO_ERR;
+            break;
+        }
+        uint32_t stamp = ++a->segstamp;
+        size_t s = 0, j = i;
+        for (; j < m; j++) {
+            size_t r = a->valid[j];
+            if (a->windowed && a->wst[r] != g->ws) {
+                break;
+            }
+            if (j + 8 < m) {
+                /* The index slot a few rows ahead: its miss overlaps
+                 * with this row's probe. */
+                __builtin_prefetch(
+                    &g->idx.slots[a->hashes[j + 8] & g->idx.mask]);
+            }
+            long gid = group_of(a, g, r, a->hashes[j]);
+            if (gid < 0) {
+                rc = VELO_ERR;
+                break;
+            }
+            if (changes) {
+                struct grec *rec = rec_at(g, (size_t)gid);
+                if (rec->seg == stamp) {
+                    break; /* the group repeats: next segment */
+                }
+                rec->seg = stamp;
+            }
+            a->seg_rows[s] = (uint16_t)r;
+            a->seg_gid[s] = (uint32_t)gid;
+            s++;
+        }
+        if (rc != VELO_OK) {
+            break;
+        }
+        update_segment(a, g, s);
+        if (changes) {
+            for (size_t t = 0; t < s && rc == VELO_OK; t++) {
+                rc = emit_group(op, g, a->seg_gid[t]);
+            }
+        }
+        i = j;
+    }
+    if (rc == VELO_OK && changes) {
+        rc = flush_out(op);
+    }
+    /* Windows the rows of this batch moved past are complete: close them
+     * now, so state follows the open windows, not the input. */
+    if (rc == VELO_OK && a->windowed && a->have_wm) {
+        rc = agg_watermark(op, a->wm);
+    }
+    velo_eval_ctx_clear(&a->ctx, a->cap);
+    update_stats(op);
+    if (rc != VELO_OK && errno == 0) {
+        errno = ENOMEM;
+    }
+    return rc;
+}
+
+static int agg_watermark(struct velo_op *op, int64_t wm)
+{
+    struct agg_impl *a = op->impl;
+    if (!a->windowed) {
+        return VELO_OK;
+    }
+    if (!a->have_wm || wm > a->wm) {
+        a->wm = wm;
+        a->have_wm = 1;
+    }
+    int rc = VELO_OK;
+    size_t closed = 0;
+    while (closed < a->nwins && rc == VELO_OK &&
+           a->wins[closed]->ws + a->size_us <= a->wm) {
+        rc = close_table(op, a->wins[closed]);
+        gtable_release(a, a->wins[closed]);
+        closed++;
+    }
+    if (closed > 0) {
+        memmove(a->wins, a->wins + closed,
+                (a->nwins - closed) * sizeof(*a->wins));
+        a->nwins -= closed;
+    }
+    update_stats(op);
+    return rc;
+}
+
+static int agg_finish(struct velo_op *op)
+{
+    struct agg_impl *a = op->impl;
+    int rc = VELO_OK;
+    if (a->windowed) {
+        for (size_t i = 0; i < a->nwins; i++) {
+            if (rc == VELO_OK) {
+                rc = close_table(op, a->wins[i]);
+            }
+            gtable_release(a, a->wins[i]);
+        }
+        a->nwins = 0;
+    } else {
+        if (a->emit == VELO_EMIT_FINAL && a->nkeys == 0 &&
+            a->global->n == 0) {
+            /* SQL: an aggregate without GROUP BY has one row even over no
+             * input (COUNT(*) = 0, SUM = NULL). */
+            if (group_of(a, a->global, 0, AGG_SEED) < 0) {
+                return VELO_ERR;
+            }
+        }
+        rc = close_table(op, a->global);
+        velo_arena_reset(a->global->arena);
+        velo_hindex_clear(&a->global->idx);
+        a->global->n = 0;
+    }
+    update_stats(op);
+    return rc;
+}
+
+/* ---- Construction ------------------------------------------------------- */
+
+static void agg_destroy(struct velo_op *op)
+{
+    struct agg_impl *a = op->impl;
+    if (a == NULL) {
+        return;
+    }
+    for (size_t k = 0; k < a->nkeys; k++) {
+        if (a->key_ev != NULL) {
+            velo_evaluator_destroy(a->key_ev[k]);
+        }
+        if (a->keys != NULL) {
+            velo_expr_free(a->keys[k]);
+        }
+    }
+    free(a->keys);
+    free(a->key_ev);
+    free(a->keyc);
+    for (size_t j = 0; a->aggs != NULL && j < a->naggs; j++) {
+        struct agg_rt *ag = &a->aggs[j];
+        for (size_t k = 0; k < 2; k++) {
+            velo_evaluator_destroy(ag->arg_ev[k]);
+            velo_expr_free(ag->args[k]);
+        }
+        velo_evaluator_destroy(ag->filter_ev);
+        velo_expr_free(ag->filter);
+        free(ag->pass);
+        free(ag->name);
+    }
+    free(a->aggs);
+    velo_evaluator_destroy(a->time_ev);
+    velo_expr_free(a->time_expr);
+    for (size_t i = 0; i < a->nwins; i++) {
+        gtable_free(a->wins[i]);
+    }
+    free(a->wins);
+    gtable_free(a->global);
+    for (size_t i = 0; i < a->nspare; i++) {
+        gtable_free(a->spare[i]);
+    }
+    velo_eval_ctx_free(&a->ctx);
+    velo_eval_ctx_free(&a->fctx);
+    velo_arena_destroy(a->eval_arena);
+    free(a->hashes);
+    free(a->wst);
+    free(a->valid);
+    free(a->seg_rows);
+    free(a->f_rows);
+    free(a->tmp_rows);
+    free(a->seg_gid);
+    free(a->f_gid);
+    velo_batch_destroy(a->out);
+    free(a->tmpl);
+    free(a);
+}
+
+static void format_interval(int64_t us, char *buf, size_t len)
+{
+    static const struct {
+        int64_t us;
+        const char *one, *many;
+    } units[] = {{INT64_C(86400000000), "DAY", "DAYS"},
+                 {INT64_C(3600000000), "HOUR", "HOURS"},
+                 {60000000, "MINUTE", "MINUTES"},
+                 {1000000, "SECOND", "SECONDS"},
+                 {1000, "MILLISECOND", "MILLISECONDS"},
+                 {1, "MICROSECOND", "MICROSECONDS"}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (us % units[i].us == 0) {
+            long long k = (long long)(us / units[i].us);
+            snprintf(buf, len, "%lld %s", k, k == 1 ? units[i].one
+                                                    : units[i].many);
+            return;
+        }
+    }
+}
+
+static void agg_explain(const struct velo_op *op, char *buf, size_t len)
+{
+    const struct agg_impl *a = op->impl;
+    size_t used = 0;
+#define PUT(...)                                                             \
+    do {                                                                     \
+        if (used < len) {                                                    \
+            int w_ = snprintf(buf + used, len - used, __VA_ARGS__);          \
+            if (w_ > 0) {                                                    \
+                used += (size_t)w_;                                          \
+            }                                                                \
+        }                                                                    \
+    } while (0)
+    if (a->nkeys > 0) {
+        PUT("keys: ");
+        for (size_t k = 0; k < a->nkeys; k++) {
+            PUT("%s%s", k ? ", " : "",
+                op->out_schema->fields[a->out_key0 + k].name);
+        }
+        PUT("; ");
+    } else {
+        PUT("one group; ");
+    }
+    if (a->naggs > 0) {
+        PUT("aggregates: ");
+        for (size_t j = 0; j < a->naggs; j++) {
+            PUT("%s%s", j ? ", " : "", a->aggs[j].name);
+        }
+    } else {
+        PUT("distinct keys");
+    }
+    if (a->windowed) {
+        char iv[64];
+        format_interval(a->size_us, iv, sizeof(iv));
+        PUT("; window: TUMBLING %s", iv);
+        if (a->time_expr != NULL) {
+            char e[128];
+            velo_expr_format(a->time_expr, NULL, e, sizeof(e));
+            PUT(" on %s", a->time_expr->text != NULL ? a->time_expr->text : e);
+        } else {
+            PUT(" on %s", VELO_COL_TIMESTAMP);
+        }
+    }
+    if (a->emit == VELO_EMIT_FINAL) {
+        PUT(a->windowed ? "; emits FINAL rows when a window closes "
+                          "(watermark) or the input ends"
+                        : "; emits FINAL rows when the input ends");
+    } else {
+        PUT("; emits CHANGES: the group's row after every input row");
+    }
+#undef PUT
+}
+
+static const struct velo_op_ops agg_ops = {
+    "Aggregate", agg_push, agg_watermark, agg_finish, agg_destroy,
+    agg_explain};
+
+/* Wrap e in a CAST to `to` when its representation differs (the binder
+ * normally did this already). */
+static struct velo_expr *coerce_arg(struct velo_expr *e,
+                                    struct velo_datatype to)
+{
+    if (e == NULL || to.id == VELO_TYPE_NULL || e->type.id == to.id) {
+        return e;
+    }
+    struct velo_datatype target = velo_widen_target(e->type, to);
+    if (!velo_cast_supported(e->type, target)) {
+        return e; /* compile will report it */
+    }
+    struct velo_expr *c = velo_expr_new(VELO_EXPR_CAST, target, 1);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->args[0] = e;
+    return c;
+}
+
+struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
+                                  const struct velo_schema *in,
+                                  struct velo_expr **keys,
+                                  const char *const *key_names, size_t nkeys,
+                                  struct velo_agg_call *aggs, size_t naggs,
+                                  const struct velo_window_spec *window,
+                                  int emit)
+{
+    struct agg_impl *a = calloc(1, sizeof(*a));
+    struct velo_schema *out = NULL;
+    struct velo_op *op = NULL;
+    int err = EINVAL;
+    /* Take ownership of every expression first, so failure frees them
+     * all whatever went wrong. */
+    if (a != NULL) {
+        a->keys = calloc(nkeys ? nkeys : 1, sizeof(*a->keys));
+        a->aggs = calloc(naggs ? naggs : 1, sizeof(*a->aggs));
+        a->time_expr = window != NULL ? window->time : NULL;
+    }
+    if (a == NULL || a->keys == NULL || a->aggs == NULL) {
+        for (size_t k = 0; keys != NULL && k < nkeys; k++) {
+            velo_expr_free(keys[k]);
+        }
+        for (size_t j = 0; aggs != NULL && j < naggs; j++) {
+            velo_expr_free(aggs[j].args[0]);
+            velo_expr_free(aggs[j].args[1]);
+            velo_expr_free(aggs[j].filter);
+        }
+        if (window != NULL) {
+            velo_expr_free(window->time);
+        }
+        if (a != NULL) {
+            free(a->keys);
+            free(a->aggs);
+            free(a);
+        }
+        errno = ENOMEM;
+        return NULL;
+    }
+    a->nkeys = nkeys;
+    a->naggs = naggs;
+    for (size_t k = 0; k < nkeys; k++) {
+        a->keys[k] = keys[k];
+    }
+    for (size_t j = 0; j < naggs; j++) {
+        a->aggs[j].nargs = aggs[j].nargs > 2 ? 2 : aggs[j].nargs;
+        a->aggs[j].args[0] = aggs[j].args[0];
+        a->aggs[j].args[1] = aggs[j].args[1];
+        a->aggs[j].filter = aggs[j].filter;
+        a->aggs[j].agg = aggs[j].agg;
+    }
+    if (env == NULL || in == NULL || (nkeys > 0 && key_names == NULL) ||
+        (naggs > 0 && aggs == NULL) ||
+        (emit != VELO_EMIT_CHANGES && emit != VELO_EMIT_FINAL)) {
+        goto fail;
+    }
+    a->cap = env->batch_cap ? env->batch_cap : VELO_BATCH_ROWS;
+    a->emit = emit;
+    a->windowed = window != NULL && window->kind == VELO_WINDOW_TUMBLING;
+    if (window != NULL && window->kind != VELO_WINDOW_NONE &&
+        window->kind != VELO_WINDOW_TUMBLING) {
+        goto fail;
+    }
+    if (a->windowed) {
+        a->size_us = window->size_us;
+        if (a->size_us <= 0) {
+            goto fail;
+        }
+        if (a->time_expr == NULL) {
+            a->ts_col = velo_schema_find(in, VELO_COL_TIMESTAMP);
+            if (a->ts_col < 0 ||
+                velo_phys(in->fields[a->ts_col].type.id) != VELO_PHYS_I64) {
+                goto fail;
+            }
+        } else if (a->time_expr->type.id != VELO_TYPE_TIMESTAMP) {
+            goto fail; /* the binder casts other types to TIMESTAMP */
+        }
+    }
+    err = ENOMEM;
+
+    /* Record layout: header, key NULL flags, key values, states. */
+    a->nulls_off = sizeof(struct grec);
+    a->vals_off = a->nulls_off + ALIGN8(nkeys);
+    size_t off = a->vals_off + nkeys * sizeof(union velo_slot);
+    for (size_t j = 0; j < naggs; j++) {
+        struct agg_rt *ag = &a->aggs[j];
+        if (ag->agg == NULL || aggs[j].name == NULL ||
+            (size_t)ag->agg->nargs != ag->nargs) {
+            err = EINVAL;
+            goto fail;
+        }
+        if (aggs[j].distinct) {
+            if (strcmp(ag->agg->name, "COUNT") == 0 && ag->nargs == 1) {
+                ag->agg = velo_agg_count_distinct();
+            } else if (strcmp(ag->agg->name, "MIN") != 0 &&
+                       strcmp(ag->agg->name, "MAX") != 0) {
+                err = EINVAL; /* DISTINCT changes nothing for MIN/MAX */
+                goto fail;
+            }
+        }
+        ag->off = off;
+        off += ALIGN8(ag->agg->state_size);
+        ag->name = strdup(aggs[j].name);
+        if (ag->name == NULL) {
+            goto fail;
+        }
+    }
+    a->stride = ALIGN8(off);
+    a->tmpl = calloc(1, a->stride);
+    if (a->tmpl == NULL) {
+        goto fail;
+    }
+    for (size_t j = 0; j < naggs; j++) {
+        a->aggs[j].agg->init(a->tmpl + a->aggs[j].off);
+    }
+
+    size_t nout = (a->windowed ? 2 : 0) + nkeys + naggs;
+    a->out_key0 = a->windowed ? 2 : 0;
+    out = velo_schema_create(nout);
+    if (out == NULL) {
+        goto fail;
+    }
+    struct velo_datatype ts = velo_type_of(VELO_TYPE_TIMESTAMP);
+    if (a->windowed &&
+        (velo_schema_set(out, 0, VELO_COL_WINDOW_START, ts, 0, 1) != VELO_OK ||
+         velo_schema_set(out, 1, VELO_COL_WINDOW_END, ts, 0, 1) != VELO_OK)) {
+        goto fail;
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        if (a->keys[k] == NULL || key_names[k] == NULL) {
+            err = EINVAL;
+            goto fail;
+        }
+        if (velo_schema_set(out, a->out_key0 + k, key_names[k],
+                            a->keys[k]->type, 1, 0) != VELO_OK) {
+            goto fail;
+        }
+    }
+    for (size_t j = 0; j < naggs; j++) {
+        struct agg_rt *ag = &a->aggs[j];
+        struct velo_datatype at[2];
+        for (size_t k = 0; k < ag->nargs; k++) {
+            if (ag->args[k] == NULL) {
+                err = EINVAL;
+                goto fail;
+            }
+            struct velo_expr *c = coerce_arg(ag->args[k], ag->agg->args[k]);
+            if (c == NULL) {
+                goto fail;
+            }
+            ag->args[k] = c;
+            at[k] = c->type;
+        }
+        struct velo_datatype rt = ag->agg->ret_type != NULL
+                                      ? ag->agg->ret_type(at, ag->nargs)
+                                      : ag->agg->ret;
+        int nullable = strcmp(ag->agg->name, "COUNT") != 0;
+        if (velo_schema_set(out, a->out_key0 + nkeys + j, ag->name, rt,
+                            nullable, 0) != VELO_OK) {
+            goto fail;
+        }
+    }
+
+    /* Evaluators and scratch. */
+    a->key_ev = calloc(nkeys ? nkeys : 1, sizeof(*a->key_ev));
+    a->keyc = calloc(nkeys ? nkeys : 1, sizeof(*a->keyc));
+    if (a->key_ev == NULL || a->keyc == NULL) {
+        goto fail;
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        a->key_ev[k] = velo_expr_compile(a->keys[k], in, a->cap);
+        if (a->key_ev[k] == NULL) {
+            err = errno;
+            goto fail;
+        }
+    }
+    a->fast_i64 = nkeys == 1 && velo_phys(a->keys[0]->type.id) == VELO_PHYS_I64;
+    for (size_t j = 0; j < naggs; j++) {
+        struct agg_rt *ag = &a->aggs[j];
+        for (size_t k = 0; k < ag->nargs; k++) {
+            ag->arg_ev[k] = velo_expr_compile(ag->args[k], in, a->cap);
+            if (ag->arg_ev[k] == NULL) {
+                err = errno;
+                goto fail;
+            }
+        }
+        if (ag->filter != NULL) {
+            ag->filter_ev = velo_expr_compile(ag->filter, in, a->cap);
+            ag->pass = calloc(a->cap, 1);
+            if (ag->filter_ev == NULL || ag->pass == NULL) {
+                err = errno;
+                goto fail;
+            }
+        }
+    }
+    if (a->time_expr != NULL) {
+        a->time_ev = velo_expr_compile(a->time_expr, in, a->cap);
+        if (a->time_ev == NULL) {
+            err = errno;
+            goto fail;
+        }
+    }
+    a->eval_arena = velo_arena_create(16 * 1024);
+    a->hashes = calloc(a->cap, sizeof(*a->hashes));
+    a->wst = calloc(a->cap, sizeof(*a->wst));
+    a->valid = calloc(a->cap, sizeof(uint16_t));
+    a->seg_rows = calloc(a->cap, sizeof(uint16_t));
+    a->f_rows = calloc(a->cap, sizeof(uint16_t));
+    a->tmp_rows = calloc(a->cap, sizeof(uint16_t));
+    a->seg_gid = calloc(a->cap, sizeof(uint32_t));
+    a->f_gid = calloc(a->cap, sizeof(uint32_t));
+    a->out = velo_batch_create(out, a->cap);
+    if (a->eval_arena == NULL || a->hashes == NULL || a->wst == NULL ||
+        a->valid == NULL || a->seg_rows == NULL || a->f_rows == NULL ||
+        a->tmp_rows == NULL || a->seg_gid == NULL || a->f_gid == NULL ||
+        a->out == NULL || velo_eval_ctx_init(&a->ctx, a->cap, 1) != VELO_OK ||
+        velo_eval_ctx_init(&a->fctx, a->cap, 1) != VELO_OK) {
+        goto fail;
+    }
+    a->out->origin = NULL; /* rows of groups come from many inputs */
+    a->out->op = emit == VELO_EMIT_CHANGES ? velo_batch_op_buf(a->out) : NULL;
+    if (!a->windowed) {
+        a->global = gtable_get(a, 0);
+        if (a->global == NULL) {
+            goto fail;
+        }
+    }
+    op = velo_op_alloc(env, &agg_ops, out, a);
+    if (op == NULL) {
+        goto fail;
+    }
+    op->keeps_state = 1;
+    update_stats(op);
+    return op;
+fail:
+    {
+        struct velo_op tmp = {.impl = a};
+        agg_destroy(&tmp);
+    }
+    velo_schema_destroy(out);
+    errno = err != 0 ? err : ENOMEM;
+    return NULL;
+}
