@@ -1,0 +1,2957 @@
+/*
+ * The planner: statements -> sources, sinks and a push-based operator DAG.
+ *
+ * Every statement reads one input: an external source (a name configured
+ * with '<name>.type' properties, a declared stream, a URI, or a bare
+ * connector word like stdin) or the output of an earlier statement, read
+ * by name through that statement's target (a Tee for a stream, the Table
+ * operator for a table). Its shape:
+ *
+ *   input -> [Filter WHERE] -> [Aggregate -> [Filter HAVING]] -> Project
+ *         -> [Sort | Limit] -> target (stdout sink, Tee, Table)
+ *
+ * Every problem is reported and planning goes on with the next statement,
+ * so one run lists every error; the plan is only returned without errors.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config.h"
+#include "sql/bind.h"
+
+#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+#define FNV_PRIME UINT64_C(0x100000001b3)
+
+enum cat_kind { CAT_SOURCE = 1, CAT_STREAM, CAT_TABLE };
+
+/* A name later statements can read (or INSERT INTO). */
+struct cat_entry {
+    char *name;
+    int kind;
+    size_t source;       /* CAT_SOURCE: index into the plan's sources */
+    struct velo_op *out; /* readers connect here */
+    struct velo_op *in;  /* INSERT INTO pushes here */
+    const struct velo_schema *schema;
+    int bounded;
+    int changelog;
+    struct sql_pos pos;
+    int line;
+    int readers;
+    int has_sink;
+    int failed; /* its statement had errors: do not report again */
+};
+
+struct planner {
+    const struct velo_plan_env *env;
+    const struct sql_text *t;
+    struct velo_sql_diags *diags;
+    struct plan_impl *plan;
+    struct cat_entry *cat;
+    size_t ncat, cap_cat;
+    size_t stmt; /* index of the current plan statement */
+    struct sql_buf canon;
+};
+
+/* One statement's WITH properties ('<name>.<property>'). */
+struct stmt_props {
+    const struct ast_prop *p;
+    size_t n;
+};
+
+/* The input of a query. */
+struct input {
+    struct velo_op *op;
+    const struct velo_schema *schema;
+    uint8_t *needed;
+    int bounded;
+    int changelog; /* a table, or an EMIT CHANGES stream */
+    const char *qual;
+    const char *alias;
+};
+
+/* What a planned query hands its statement. */
+struct query_out {
+    struct velo_op *op;
+    const struct velo_schema *schema;
+    int bounded;
+    int emit;      /* -1 without aggregation */
+    int changelog; /* rows carry INSERT/UPDATE marks */
+    int *key_cols; /* GROUP BY keys in the output (-1: not there) */
+    char **key_names;
+    size_t nkeys;
+};
+
+static void query_out_free(struct query_out *q)
+{
+    for (size_t i = 0; i < q->nkeys; i++) {
+        free(q->key_names[i]);
+    }
+    free(q->key_names);
+    free(q->key_cols);
+    memset(q, 0, sizeof(*q));
+}
+
+/* ---- Plumbing ----------------------------------------------------------- */
+
+static void perr(struct planner *pl, struct sql_pos pos, const char *code,
+                 const char *hint, const char *fmt, ...) VELO_PRINTF(5, 6);
+static void perr(struct planner *pl, struct sql_pos pos, const char *code,
+                 const char *hint, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sql_diag(pl->diags, pl->t, pos, SQL_ERROR, code, hint, "%s", msg);
+}
+
+static void oom(struct planner *pl, struct sql_pos pos)
+{
+    perr(pl, pos, "V5098", NULL, "out of memory");
+}
+
+static char *pstr(struct planner *pl, const char *s)
+{
+    return s != NULL ? sql_pool_strdup(pl->plan->pool, s) : NULL;
+}
+
+static int line_of(const struct planner *pl, struct sql_pos pos)
+{
+    int line, col;
+    sql_text_linecol(pl->t, pos.off, &line, &col);
+    return line;
+}
+
+static struct velo_op *add_op(struct planner *pl, struct velo_op *op,
+                              const char *what, struct sql_pos pos)
+{
+    struct velo_plan *p = &pl->plan->pub;
+    if (op == NULL) {
+        int e = errno;
+        char hint[200];
+        snprintf(hint, sizeof(hint), "%s (errno %d)", strerror(e), e);
+        perr(pl, pos, "V5099", hint, "internal error: cannot build the %s "
+                                     "operator",
+             what);
+        return NULL;
+    }
+    if (sql_pool_grow(pl->plan->pool, (void **)&p->ops, &pl->plan->cap_ops,
+                      p->nops, sizeof(*p->ops)) != VELO_OK) {
+        velo_op_destroy(op);
+        oom(pl, pos);
+        return NULL;
+    }
+    p->ops[p->nops++] = op;
+    return op;
+}
+
+static int connect_ops(struct planner *pl, struct velo_op *from,
+                       struct velo_op *to, struct sql_pos pos)
+{
+    if (velo_op_connect(from, to) != VELO_OK) {
+        perr(pl, pos, "V5027",
+             "read it through a stream: CREATE STREAM copy AS SELECT * "
+             "FROM it, and let some statements read the copy",
+             "more than %d statements read one source or stream",
+             VELO_OP_MAX_CHILDREN);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+static struct plan_stmt_nodes *cur_nodes(struct planner *pl)
+{
+    return &pl->plan->nodes[pl->stmt];
+}
+
+static void add_node(struct planner *pl, int kind, struct velo_op *op,
+                     const char *label, const char *detail,
+                     const char *emits, size_t index,
+                     const struct velo_schema *schema)
+{
+    struct plan_stmt_nodes *sn = cur_nodes(pl);
+    if (sql_pool_grow(pl->plan->pool, (void **)&sn->nodes, &sn->cap, sn->n,
+                      sizeof(*sn->nodes)) != VELO_OK) {
+        return; /* explain loses a line; planning is unaffected */
+    }
+    struct plan_node *n = &sn->nodes[sn->n++];
+    n->kind = kind;
+    n->op = op;
+    n->label = pstr(pl, label);
+    n->detail = pstr(pl, detail);
+    n->emits = pstr(pl, emits);
+    n->index = index;
+    n->schema = schema;
+}
+
+static struct cat_entry *cat_find(struct planner *pl, const char *name)
+{
+    for (size_t i = 0; i < pl->ncat; i++) {
+        if (strcasecmp(pl->cat[i].name, name) == 0) {
+            return &pl->cat[i];
+        }
+    }
+    return NULL;
+}
+
+static struct cat_entry *cat_add(struct planner *pl, const char *name,
+                                 int kind, struct sql_pos pos)
+{
+    if (pl->ncat == pl->cap_cat) {
+        size_t cap = pl->cap_cat ? pl->cap_cat * 2 : 8;
+        struct cat_entry *n = realloc(pl->cat, cap * sizeof(*n));
+        if (n == NULL) {
+            oom(pl, pos);
+            return NULL;
+        }
+        pl->cat = n;
+        pl->cap_cat = cap;
+    }
+    struct cat_entry *c = &pl->cat[pl->ncat++];
+    memset(c, 0, sizeof(*c));
+    c->name = pstr(pl, name);
+    c->kind = kind;
+    c->pos = pos;
+    c->line = line_of(pl, pos);
+    return c;
+}
+
+/* Did-you-mean over the catalog's names. */
+static const char *suggest_name(struct planner *pl, const char *name)
+{
+    const char **c = calloc(pl->ncat + 1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < pl->ncat; i++) {
+        c[i] = pl->cat[i].name;
+    }
+    const char *s = sql_suggest(name, c, pl->ncat);
+    free(c);
+    return s;
+}
+
+static void canon_schema(struct sql_buf *o, const struct velo_schema *s)
+{
+    char tb[40];
+    sql_buf_add(o, "[", 1);
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        sql_buf_printf(o, "%s%s %s%s%s", i ? "," : "", s->fields[i].name,
+                       type_name(s->fields[i].type, tb, sizeof(tb)),
+                       s->fields[i].nullable ? "" : " NOT NULL",
+                       s->fields[i].hidden ? " HIDDEN" : "");
+    }
+    sql_buf_add(o, "]", 1);
+}
+
+/* ---- Properties --------------------------------------------------------- */
+
+static const char *const engine_keys[] = {
+    "type",       "format",   "csv.delimiter",    "csv.quote",
+    "csv.header", "csv.null", "record.max_bytes", "schema"};
+#define N_ENGINE_KEYS (sizeof(engine_keys) / sizeof(*engine_keys))
+
+static int is_engine_key(const char *k)
+{
+    for (size_t i = 0; i < N_ENGINE_KEYS; i++) {
+        if (strcasecmp(engine_keys[i], k) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *prop_suffix(const struct ast_prop *p)
+{
+    const char *dot = strchr(p->key, '.');
+    return dot != NULL ? dot + 1 : p->key;
+}
+
+static int prop_is_for(const struct ast_prop *p, const char *name)
+{
+    const char *dot = strchr(p->key, '.');
+    if (name == NULL || dot == NULL) {
+        return 0;
+    }
+    size_t n = (size_t)(dot - p->key);
+    return strlen(name) == n && strncasecmp(p->key, name, n) == 0;
+}
+
+/* Check every key names something of this statement. */
+static int check_prop_names(struct planner *pl, const struct ast_stmt *st,
+                            const char *const *names, size_t nnames)
+{
+    int ok = 1;
+    for (size_t i = 0; i < st->nprops; i++) {
+        const struct ast_prop *p = &st->props[i];
+        const char *dot = strchr(p->key, '.');
+        if (dot == NULL || dot == p->key || dot[1] == '\0') {
+            char hint[300];
+            snprintf(hint, sizeof(hint),
+                     "prefix the property with the name it configures, "
+                     "e.g. '%s.%s'",
+                     nnames > 0 && names[0] ? names[0] : "trades",
+                     dot == NULL ? p->key : "path");
+            perr(pl, p->key_pos, "V6001", hint,
+                 "property '%s' does not name a source or sink", p->key);
+            ok = 0;
+            continue;
+        }
+        int found = 0;
+        for (size_t k = 0; k < nnames; k++) {
+            found |= prop_is_for(p, names[k]);
+        }
+        if (!found) {
+            char prefix[SQL_MAX_IDENT + 1];
+            size_t n = (size_t)(dot - p->key);
+            snprintf(prefix, sizeof(prefix), "%.*s",
+                     (int)(n > SQL_MAX_IDENT ? SQL_MAX_IDENT : n), p->key);
+            const char *sug = sql_suggest(prefix, names, nnames);
+            struct sql_buf hint = {0};
+            if (sug != NULL) {
+                sql_buf_printf(&hint, "did you mean '%s.%s'?", sug, dot + 1);
+            } else {
+                sql_buf_puts(&hint, "properties here can configure: ");
+                size_t shown = 0;
+                for (size_t k = 0; k < nnames; k++) {
+                    if (names[k] != NULL) {
+                        sql_buf_printf(&hint, "%s%s", shown++ ? ", " : "",
+                                       names[k]);
+                    }
+                }
+            }
+            perr(pl, p->key_pos, "V3007", hint.data,
+                 "property '%s' is for '%s', which is not a source or sink "
+                 "of this statement",
+                 p->key, prefix);
+            sql_buf_free(&hint);
+            ok = 0;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcasecmp(st->props[j].key, p->key) == 0) {
+                char hint[120];
+                snprintf(hint, sizeof(hint), "it was first set on line %d",
+                         line_of(pl, st->props[j].key_pos));
+                perr(pl, p->key_pos, "V6007", hint,
+                     "property '%s' is set twice", p->key);
+                ok = 0;
+                break;
+            }
+        }
+    }
+    return ok;
+}
+
+static const struct ast_prop *find_prop(const struct stmt_props *sp,
+                                        const char *name, const char *key)
+{
+    for (size_t i = 0; i < sp->n; i++) {
+        if (prop_is_for(&sp->p[i], name) &&
+            strcasecmp(prop_suffix(&sp->p[i]), key) == 0) {
+            return &sp->p[i];
+        }
+    }
+    return NULL;
+}
+
+static size_t count_props(const struct stmt_props *sp, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sp->n; i++) {
+        n += prop_is_for(&sp->p[i], name);
+    }
+    return n;
+}
+
+static int format_from_extension(const char *path, char *delim)
+{
+    if (path == NULL) {
+        return -1;
+    }
+    size_t n = strlen(path);
+    /* Drop a query string (kafka://...?x=y does not name a format). */
+    const char *q = strchr(path, '?');
+    if (q != NULL) {
+        n = (size_t)(q - path);
+    }
+    static const struct {
+        const char *ext;
+        int kind;
+        char delim;
+    } exts[] = {{".csv", VELO_FORMAT_CSV, ','},
+                {".tsv", VELO_FORMAT_CSV, '\t'},
+                {".json", VELO_FORMAT_JSON, 0},
+                {".jsonl", VELO_FORMAT_JSON, 0},
+                {".ndjson", VELO_FORMAT_JSON, 0}};
+    for (size_t i = 0; i < sizeof(exts) / sizeof(*exts); i++) {
+        size_t el = strlen(exts[i].ext);
+        if (n >= el && strncasecmp(path + n - el, exts[i].ext, el) == 0) {
+            *delim = exts[i].delim;
+            return exts[i].kind;
+        }
+    }
+    return -1;
+}
+
+static int one_char(const char *v, char *out)
+{
+    if (strcmp(v, "\\t") == 0 || strcasecmp(v, "tab") == 0) {
+        *out = '\t';
+        return VELO_OK;
+    }
+    if (strlen(v) == 1) {
+        *out = v[0];
+        return VELO_OK;
+    }
+    return VELO_ERR;
+}
+
+/*
+ * The engine's properties of one source or sink (format and its options,
+ * schema) into fmt; the rest become the connector's property list.
+ * `hint_path` names the file (URI rest or the connector's path) for the
+ * format default. @return VELO_OK or VELO_ERR (reported).
+ */
+static int apply_props(struct planner *pl, const struct stmt_props *sp,
+                       const char *name, const char *hint_path,
+                       struct velo_format_opts *fmt,
+                       struct velo_property **cprops, size_t *ncprops,
+                       const struct ast_prop ***cast_props,
+                       const struct ast_prop **schema_prop)
+{
+    int ok = 1;
+    char delim = 0;
+    const struct ast_prop *fp = find_prop(sp, name, "format");
+    const struct ast_prop *pathp = find_prop(sp, name, "path");
+    int kind = -1;
+    if (fp != NULL) {
+        kind = velo_format_parse(fp->value);
+        if (kind < 0 || kind == VELO_FORMAT_TABLE) {
+            const char *cands[] = {"csv", "json", "jsonl", "raw"};
+            const char *sug = sql_suggest(fp->value, cands, 4);
+            char hint[160];
+            snprintf(hint, sizeof(hint), "%s%s%sformats are csv, json "
+                                         "(JSON Lines) and raw",
+                     sug ? "did you mean '" : "", sug ? sug : "",
+                     sug ? "'? " : "");
+            perr(pl, fp->value_pos, "V6005", hint,
+                 "unknown format '%s' in '%s'", fp->value, fp->key);
+            ok = 0;
+            kind = VELO_FORMAT_JSON;
+        }
+    } else {
+        kind = format_from_extension(pathp != NULL ? pathp->value : hint_path,
+                                     &delim);
+        if (kind < 0) {
+            kind = VELO_FORMAT_JSON;
+        }
+    }
+    velo_format_opts_default(fmt, kind);
+    if (delim != 0 && kind == VELO_FORMAT_CSV) {
+        fmt->delimiter = delim;
+    }
+    *schema_prop = NULL;
+    size_t n = count_props(sp, name);
+    *cprops = sql_pool_alloc(pl->plan->pool, (n + 1) * sizeof(**cprops));
+    *cast_props = calloc(n + 1, sizeof(**cast_props));
+    *ncprops = 0;
+    if (*cprops == NULL || *cast_props == NULL) {
+        free(*cast_props);
+        *cast_props = NULL;
+        oom(pl, sp->n ? sp->p[0].key_pos : (struct sql_pos){0, 0});
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < sp->n; i++) {
+        const struct ast_prop *p = &sp->p[i];
+        if (!prop_is_for(p, name)) {
+            continue;
+        }
+        const char *k = prop_suffix(p);
+        if (!is_engine_key(k)) {
+            struct velo_property *cp = &(*cprops)[*ncprops];
+            cp->key = pstr(pl, k);
+            cp->value = pstr(pl, p->value);
+            (*cast_props)[(*ncprops)++] = p;
+            continue;
+        }
+        int csv_key = strncasecmp(k, "csv.", 4) == 0;
+        if (csv_key && kind != VELO_FORMAT_CSV && ok) {
+            char hint[200];
+            snprintf(hint, sizeof(hint),
+                     "set '%s.format'='csv', or remove it", name);
+            sql_diag(pl->diags, pl->t, p->key_pos, SQL_WARNING, "V6011",
+                     hint, "'%s' has no effect: the format is not csv",
+                     p->key);
+            continue;
+        }
+        if (strcasecmp(k, "csv.delimiter") == 0 ||
+            strcasecmp(k, "csv.quote") == 0) {
+            char c;
+            if (one_char(p->value, &c) != VELO_OK) {
+                perr(pl, p->value_pos, "V6005",
+                     "write one character, e.g. ';' or '\\t' for a tab",
+                     "'%s' must be one character, not '%s'", p->key,
+                     p->value);
+                ok = 0;
+            } else if (strcasecmp(k, "csv.delimiter") == 0) {
+                fmt->delimiter = c;
+            } else {
+                fmt->quote = c;
+            }
+        } else if (strcasecmp(k, "csv.header") == 0) {
+            int v;
+            if (velo_parse_bool(p->value, &v) != VELO_OK) {
+                perr(pl, p->value_pos, "V6005", "write 'true' or 'false'",
+                     "'%s' must be true or false, not '%s'", p->key,
+                     p->value);
+                ok = 0;
+            } else {
+                fmt->header = v;
+            }
+        } else if (strcasecmp(k, "csv.null") == 0) {
+            fmt->null_text = pstr(pl, p->value);
+        } else if (strcasecmp(k, "record.max_bytes") == 0) {
+            int64_t v;
+            if (velo_parse_size(p->value, &v) != VELO_OK || v < 16 ||
+                v > (int64_t)1 << 30) {
+                perr(pl, p->value_pos, "V6005",
+                     "write a size from 16 bytes to 1GiB, e.g. '4MiB'",
+                     "'%s' must be a size, not '%s'", p->key, p->value);
+                ok = 0;
+            } else {
+                fmt->max_record_bytes = (size_t)v;
+            }
+        } else if (strcasecmp(k, "schema") == 0) {
+            *schema_prop = p;
+        }
+    }
+    return ok ? VELO_OK : VELO_ERR;
+}
+
+/* Validate the connector's properties through its config map. */
+static int check_connector(struct planner *pl,
+                           const struct velo_connector_ref *ref,
+                           const char *name, const struct velo_property *cp,
+                           size_t n, const struct ast_prop *const *asts,
+                           struct sql_pos where)
+{
+    void *cfg = NULL;
+    const char *bad = NULL;
+    char err[512] = "";
+    if (velo_connector_config_fill(ref, cp, n, NULL, &cfg, &bad, err,
+                                   sizeof(err)) == VELO_OK) {
+        velo_connector_config_free(ref, cfg);
+        return VELO_OK;
+    }
+    const struct ast_prop *ap = NULL;
+    for (size_t i = 0; bad != NULL && i < n; i++) {
+        if (cp[i].key == bad) {
+            ap = asts[i];
+        }
+    }
+    if (ap == NULL) {
+        perr(pl, where, "V6004", NULL, "%s: %s", name, err);
+        return VELO_ERR;
+    }
+    int declared = 0;
+    size_t nmap = 0;
+    for (const struct velo_config_map *m = ref->config_map;
+         m != NULL && m->type != VELO_CONFIG_END; m++) {
+        nmap++;
+        declared |= strcasecmp(m->name, bad) == 0;
+    }
+    if (!declared) {
+        const char **cands = calloc(nmap + N_ENGINE_KEYS + 1, sizeof(*cands));
+        size_t nc = 0;
+        for (size_t i = 0; cands != NULL && i < nmap; i++) {
+            cands[nc++] = ref->config_map[i].name;
+        }
+        for (size_t i = 0; cands != NULL && i < N_ENGINE_KEYS; i++) {
+            cands[nc++] = engine_keys[i];
+        }
+        const char *sug = cands ? sql_suggest(bad, cands, nc) : NULL;
+        struct sql_buf hint = {0};
+        if (sug != NULL) {
+            sql_buf_printf(&hint, "did you mean '%s.%s'?", name, sug);
+        } else {
+            sql_buf_printf(&hint, "the %s connector takes: ", ref->name);
+            for (size_t i = 0; i < nmap; i++) {
+                sql_buf_printf(&hint, "%s%s", i ? ", " : "",
+                               ref->config_map[i].name);
+            }
+            sql_buf_puts(&hint, nmap ? "; and the engine: " : "the engine "
+                                                               "takes: ");
+            for (size_t i = 0; i < N_ENGINE_KEYS; i++) {
+                sql_buf_printf(&hint, "%s%s", i ? ", " : "", engine_keys[i]);
+            }
+        }
+        free(cands);
+        perr(pl, ap->key_pos, "V3004", hint.data,
+             "unknown property '%s' for the %s connector", ap->key,
+             ref->name);
+        sql_buf_free(&hint);
+        return VELO_ERR;
+    }
+    perr(pl, ap->value_pos, "V6004", NULL, "invalid value for '%s': %s",
+         ap->key, err);
+    return VELO_ERR;
+}
+
+/* ---- Schemas ------------------------------------------------------------ */
+
+static int is_system_column(const char *name)
+{
+    return strcasecmp(name, VELO_COL_TIMESTAMP) == 0 ||
+           strcasecmp(name, VELO_COL_WINDOW_START) == 0 ||
+           strcasecmp(name, VELO_COL_WINDOW_END) == 0;
+}
+
+/* Append a hidden "_timestamp" when the schema lacks one. */
+static struct velo_schema *with_timestamp(struct velo_schema *s)
+{
+    if (velo_schema_find(s, VELO_COL_TIMESTAMP) >= 0) {
+        return s;
+    }
+    struct velo_schema *n = velo_schema_create(s->n + 1);
+    if (n == NULL) {
+        velo_schema_destroy(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        if (velo_schema_set(n, i, s->fields[i].name, s->fields[i].type,
+                            s->fields[i].nullable,
+                            s->fields[i].hidden) != VELO_OK) {
+            velo_schema_destroy(n);
+            velo_schema_destroy(s);
+            return NULL;
+        }
+    }
+    if (velo_schema_set(n, s->n, VELO_COL_TIMESTAMP,
+                        velo_type_of(VELO_TYPE_TIMESTAMP), 0, 1) != VELO_OK) {
+        velo_schema_destroy(n);
+        n = NULL;
+    }
+    velo_schema_destroy(s);
+    return n;
+}
+
+/* A declared column list (from CREATE STREAM or a 'schema' property). */
+static struct velo_schema *declared_schema(struct planner *pl,
+                                           const struct ast_coldef *cols,
+                                           size_t n)
+{
+    struct binder b = {.env = pl->env, .t = pl->t, .diags = pl->diags};
+    struct velo_schema *s = velo_schema_create(n);
+    if (s == NULL) {
+        oom(pl, n ? cols[0].name.pos : (struct sql_pos){0, 0});
+        return NULL;
+    }
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        const struct ast_coldef *c = &cols[i];
+        if (is_system_column(c->name.name)) {
+            perr(pl, c->name.pos, "V3010",
+                 "system columns are added by the engine; rename the column",
+                 "'%s' is a system column and cannot be declared",
+                 c->name.name);
+            ok = 0;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcasecmp(cols[j].name.name, c->name.name) == 0) {
+                perr(pl, c->name.pos, "V3011", "give each column its own "
+                                               "name",
+                     "column '%s' is declared twice", c->name.name);
+                ok = 0;
+            }
+        }
+        struct velo_datatype t;
+        if (resolve_type(&b, &c->type, &t) != 0) {
+            ok = 0;
+            continue;
+        }
+        if (velo_schema_set(s, i, c->name.name, t, !c->not_null, 0) !=
+            VELO_OK) {
+            oom(pl, c->name.pos);
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        velo_schema_destroy(s);
+        return NULL;
+    }
+    return with_timestamp(s);
+}
+
+/* 'name.schema'='ts TIMESTAMP, symbol STRING, ...': parsed with the SQL
+ * parser as the column list of a declared stream. */
+static struct velo_schema *schema_from_prop(struct planner *pl,
+                                            const struct ast_prop *p)
+{
+    struct sql_buf text = {0};
+    sql_buf_printf(&text, "CREATE STREAM s (%s) WITH ('s.type'='x')",
+                   p->value);
+    struct velo_sql_diags d = {0};
+    struct velo_sql_program *prog =
+        text.data ? velo_sql_parse(text.data, text.len, &d) : NULL;
+    struct velo_schema *s = NULL;
+    if (prog != NULL && d.errors == 0 && prog->nstmts == 1 &&
+        prog->stmts[0]->kind == ST_CREATE_SOURCE) {
+        /* Bind against the property's own text for messages. */
+        const struct sql_text *saved = pl->t;
+        struct velo_sql_diags *saved_d = pl->diags;
+        struct velo_sql_diags inner = {0};
+        pl->t = &prog->text;
+        pl->diags = &inner;
+        s = declared_schema(pl, prog->stmts[0]->cols, prog->stmts[0]->ncols);
+        pl->t = saved;
+        pl->diags = saved_d;
+        if (inner.errors > 0) {
+            perr(pl, p->value_pos, inner.d[0].code, inner.d[0].hint,
+                 "in '%s': %s", p->key, inner.d[0].message);
+        }
+        velo_sql_diags_free(&inner);
+    } else {
+        perr(pl, p->value_pos, "V6009",
+             "write the columns as in CREATE STREAM: 'ts TIMESTAMP, symbol "
+             "STRING, price DECIMAL(10,2)'",
+             "cannot read '%s': %s", p->key,
+             d.n > 0 && d.d[0].message ? d.d[0].message : "not a column "
+                                                          "list");
+    }
+    velo_sql_diags_free(&d);
+    velo_sql_program_free(prog);
+    sql_buf_free(&text);
+    return s;
+}
+
+/* ---- Sources ------------------------------------------------------------ */
+
+/*
+ * Add an external source: fill it, ask the caller for its schema and
+ * boundedness (a declared schema stays), make its Tee and its catalog
+ * entry. @return the entry, or NULL (reported).
+ */
+static struct cat_entry *make_source(struct planner *pl, const char *name,
+                                     const char *uri,
+                                     const struct velo_connector_ref *conn,
+                                     struct velo_property *props,
+                                     size_t nprops,
+                                     const struct velo_format_opts *fmt,
+                                     struct velo_schema *declared,
+                                     struct sql_pos pos)
+{
+    struct velo_plan *p = &pl->plan->pub;
+    if (sql_pool_grow(pl->plan->pool, (void **)&p->sources,
+                      &pl->plan->cap_sources, p->nsources,
+                      sizeof(*p->sources)) != VELO_OK) {
+        velo_schema_destroy(declared);
+        oom(pl, pos);
+        return NULL;
+    }
+    size_t idx = p->nsources++;
+    struct velo_plan_source *src = &p->sources[idx];
+    memset(src, 0, sizeof(*src));
+    src->name = pstr(pl, name);
+    src->uri = pstr(pl, uri);
+    src->conn = conn;
+    src->props = props;
+    src->nprops = nprops;
+    src->format = *fmt;
+    src->schema = declared;
+    sql_text_linecol(pl->t, pos.off, &src->line, &src->col);
+
+    struct velo_schema *got = NULL;
+    int bounded = 0;
+    if (pl->env->source_schema != NULL) {
+        char err[512] = "";
+        int rc = pl->env->source_schema(pl->env->arg, src, &got, &bounded,
+                                        err, sizeof(err));
+        src = &p->sources[idx];
+        if (rc != VELO_OK) {
+            char hint[300];
+            snprintf(hint, sizeof(hint),
+                     "check that the source exists and is readable; a "
+                     "relative path is relative to the directory velo runs "
+                     "in");
+            perr(pl, pos, "V6010", hint, "cannot read source '%s': %s",
+                 name, err[0] ? err : "the reason is logged above");
+            velo_schema_destroy(got);
+            return NULL;
+        }
+    } else if (declared == NULL) {
+        perr(pl, pos, "V6010",
+             "declare its columns: CREATE STREAM name (col TYPE, ...) WITH "
+             "(...)",
+             "cannot infer the schema of source '%s'", name);
+        return NULL;
+    }
+    if (src->schema != NULL) {
+        velo_schema_destroy(got); /* declared wins */
+    } else if (got == NULL) {
+        perr(pl, pos, "V6010", NULL, "source '%s' has no schema", name);
+        return NULL;
+    } else {
+        src->schema = with_timestamp(got);
+        if (src->schema == NULL) {
+            oom(pl, pos);
+            return NULL;
+        }
+    }
+    src->bounded = bounded;
+    src->needed = sql_pool_alloc(pl->plan->pool,
+                                 src->schema->n ? src->schema->n : 1);
+    if (src->needed == NULL) {
+        oom(pl, pos);
+        return NULL;
+    }
+    src->entry = add_op(pl, velo_op_tee(pl->env->exec, src->schema), "Tee",
+                        pos);
+    if (src->entry == NULL) {
+        return NULL;
+    }
+    struct cat_entry *c = cat_add(pl, name, CAT_SOURCE, pos);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->source = idx;
+    c->out = src->entry;
+    c->schema = src->schema;
+    c->bounded = bounded;
+
+    sql_buf_printf(&pl->canon, "SOURCE %s uri=%s conn=%s fmt=%d/%d/%d/%d/"
+                               "%s/%zu props=",
+                   name, uri ? uri : "", conn->name, fmt->kind,
+                   fmt->delimiter, fmt->quote, fmt->header,
+                   fmt->null_text ? fmt->null_text : "",
+                   fmt->max_record_bytes);
+    for (size_t i = 0; i < nprops; i++) {
+        sql_buf_printf(&pl->canon, "%s=%s;", props[i].key, props[i].value);
+    }
+    canon_schema(&pl->canon, src->schema);
+    sql_buf_puts(&pl->canon, "\n");
+    return c;
+}
+
+static void source_label(struct planner *pl, size_t idx, struct sql_buf *o)
+{
+    const struct velo_plan_source *s = &pl->plan->pub.sources[idx];
+    static const char *const kinds[] = {"?", "csv", "json", "raw", "table"};
+    int k = s->format.kind >= 1 && s->format.kind <= 4 ? s->format.kind : 0;
+    sql_buf_printf(o, "Source %s [%s, %s, %s]", s->name, s->conn->name,
+                   kinds[k], s->bounded ? "bounded" : "unbounded");
+}
+
+/* Schemes for did-you-mean: the connector types without _source/_sink.
+ * Writes every scheme into `all`; the suggestion into out. */
+static const char *suggest_scheme(struct planner *pl, const char *scheme,
+                                  struct sql_buf *all, char *out,
+                                  size_t outlen)
+{
+    const char *types[64];
+    size_t n = velo_connectors_type_names(pl->env->connectors, types, 64);
+    char bare[64][64];
+    const char *cands[64];
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *us = strrchr(types[i], '_');
+        size_t l = us != NULL ? (size_t)(us - types[i]) : strlen(types[i]);
+        if (l >= sizeof(bare[0])) {
+            continue;
+        }
+        snprintf(bare[nc], sizeof(bare[nc]), "%.*s", (int)l, types[i]);
+        int dup = 0;
+        for (size_t k = 0; k < nc; k++) {
+            dup |= strcmp(cands[k], bare[nc]) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        sql_buf_printf(all, "%s%s", nc ? ", " : "", bare[nc]);
+        cands[nc] = bare[nc];
+        nc++;
+    }
+    const char *best = sql_suggest(scheme, cands, nc);
+    if (best == NULL) {
+        return NULL;
+    }
+    snprintf(out, outlen, "%s", best);
+    return out;
+}
+
+/* The source of a FROM. @return VELO_OK with *in, or VELO_ERR. */
+static int resolve_from(struct planner *pl, const struct ast_stmt *st,
+                        const struct ast_query *q, struct stmt_props *sp,
+                        struct input *in)
+{
+    const struct ast_from *f = &q->from;
+    memset(in, 0, sizeof(*in));
+    in->alias = f->alias.name;
+    struct cat_entry *c = NULL;
+    struct sql_pos pos = f->name.pos;
+
+    if (f->kind == FROM_URI) {
+        char scheme[64];
+        const char *rest = NULL;
+        if (strstr(f->name.name, "://") == NULL ||
+            velo_uri_split(f->name.name, scheme, sizeof(scheme), &rest) !=
+                VELO_OK) {
+            char hint[300];
+            snprintf(hint, sizeof(hint),
+                     "name a file as 'file://%s' (relative) or "
+                     "'file:///abs/path'",
+                     f->name.name);
+            perr(pl, pos, "V6003", hint, "'%s' is not a URI", f->name.name);
+            return VELO_ERR;
+        }
+        const struct velo_connector_ref *conn =
+            velo_connectors_by_scheme(pl->env->connectors, scheme);
+        if (conn == NULL) {
+            struct sql_buf all = {0};
+            char sugbuf[64];
+            const char *sug = suggest_scheme(pl, scheme, &all, sugbuf,
+                                             sizeof(sugbuf));
+            struct sql_buf hint = {0};
+            if (sug != NULL) {
+                sql_buf_printf(&hint, "did you mean %s://? ", sug);
+            }
+            sql_buf_printf(&hint, "the connectors are: %s",
+                           all.data ? all.data : "(none)");
+            perr(pl, pos, "V6003", hint.data, "unknown URI scheme '%s'",
+                 scheme);
+            sql_buf_free(&hint);
+            sql_buf_free(&all);
+            return VELO_ERR;
+        }
+        if (conn->vt->source_create == NULL) {
+            perr(pl, pos, "V6006", "read from a source connector",
+                 "the %s connector cannot be read from", conn->name);
+            return VELO_ERR;
+        }
+        c = cat_find(pl, f->name.name);
+        if (c != NULL && c->kind == CAT_SOURCE &&
+            (f->alias.name == NULL || count_props(sp, f->alias.name) == 0)) {
+            /* The same URI again, without properties: share it. */
+        } else if (c != NULL) {
+            char hint[200];
+            snprintf(hint, sizeof(hint),
+                     "it is read with its properties from line %d; give "
+                     "this one an alias and properties of its own, or "
+                     "drop these",
+                     c->line);
+            perr(pl, pos, "V6012", hint,
+                 "source '%s' is configured twice", f->name.name);
+            return VELO_ERR;
+        } else {
+            struct velo_format_opts fmt;
+            struct velo_property *cp = NULL;
+            size_t ncp = 0;
+            const struct ast_prop **casts = NULL;
+            const struct ast_prop *schema_p = NULL;
+            const char *pname = f->alias.name;
+            struct stmt_props none = {0};
+            int rc = apply_props(pl, pname ? sp : &none, pname, rest, &fmt,
+                                 &cp, &ncp, &casts, &schema_p);
+            if (rc == VELO_OK) {
+                rc = check_connector(pl, conn, pname ? pname : f->name.name,
+                                     cp, ncp, casts, pos);
+            }
+            free(casts);
+            struct velo_schema *decl = NULL;
+            if (rc == VELO_OK && schema_p != NULL) {
+                decl = schema_from_prop(pl, schema_p);
+                rc = decl != NULL ? VELO_OK : VELO_ERR;
+            }
+            if (rc != VELO_OK) {
+                velo_schema_destroy(decl);
+                return VELO_ERR;
+            }
+            c = make_source(pl, f->name.name, f->name.name, conn, cp, ncp,
+                            &fmt, decl, pos);
+            if (c == NULL) {
+                return VELO_ERR;
+            }
+        }
+    } else {
+        const char *name = f->name.name;
+        const struct ast_prop *typep = find_prop(sp, name, "type");
+        if (typep == NULL && f->alias.name != NULL) {
+            typep = find_prop(sp, f->alias.name, "type");
+        }
+        size_t nmine = count_props(sp, name) +
+                       (f->alias.name ? count_props(sp, f->alias.name) : 0);
+        c = cat_find(pl, name);
+        if (c != NULL) {
+            if (c->failed) {
+                return VELO_ERR;
+            }
+            if (nmine > 0) {
+                char hint[200];
+                snprintf(hint, sizeof(hint),
+                         "'%s' is defined on line %d; set its properties "
+                         "there",
+                         name, c->line);
+                for (size_t i = 0; i < sp->n; i++) {
+                    if (prop_is_for(&sp->p[i], name) ||
+                        prop_is_for(&sp->p[i], f->alias.name)) {
+                        perr(pl, sp->p[i].key_pos, "V6012", hint,
+                             "'%s' is already defined", name);
+                        return VELO_ERR;
+                    }
+                }
+            }
+        } else if (typep != NULL) {
+            const char *pname = find_prop(sp, name, "type") ? name
+                                                             : f->alias.name;
+            int is_source = 0;
+            const struct velo_connector_ref *conn = velo_connectors_by_type(
+                pl->env->connectors, typep->value, &is_source);
+            if (conn == NULL) {
+                const char *types[64];
+                size_t nt = velo_connectors_type_names(pl->env->connectors,
+                                                       types, 64);
+                const char *sug = sql_suggest(typep->value, types, nt);
+                struct sql_buf hint = {0};
+                if (sug != NULL) {
+                    sql_buf_printf(&hint, "did you mean '%s'?", sug);
+                } else {
+                    sql_buf_puts(&hint, "the types are: ");
+                    for (size_t i = 0; i < nt; i++) {
+                        sql_buf_printf(&hint, "%s%s", i ? ", " : "",
+                                       types[i]);
+                    }
+                }
+                perr(pl, typep->value_pos, "V6002", hint.data,
+                     "unknown connector type '%s'", typep->value);
+                sql_buf_free(&hint);
+                return VELO_ERR;
+            }
+            if (!is_source) {
+                char hint[200];
+                snprintf(hint, sizeof(hint),
+                         "'%s' is read here: use '%s_source'", name,
+                         conn->name);
+                perr(pl, typep->value_pos, "V6006", hint,
+                     "'%s' is a sink type, but '%s' is a source",
+                     typep->value, name);
+                return VELO_ERR;
+            }
+            struct velo_format_opts fmt;
+            struct velo_property *cp = NULL;
+            size_t ncp = 0;
+            const struct ast_prop **casts = NULL;
+            const struct ast_prop *schema_p = NULL;
+            int rc = apply_props(pl, sp, pname, NULL, &fmt, &cp, &ncp,
+                                 &casts, &schema_p);
+            if (rc == VELO_OK) {
+                rc = check_connector(pl, conn, pname, cp, ncp, casts, pos);
+            }
+            free(casts);
+            struct velo_schema *decl = NULL;
+            if (rc == VELO_OK && schema_p != NULL) {
+                decl = schema_from_prop(pl, schema_p);
+                rc = decl != NULL ? VELO_OK : VELO_ERR;
+            }
+            if (rc != VELO_OK) {
+                velo_schema_destroy(decl);
+                return VELO_ERR;
+            }
+            c = make_source(pl, name, NULL, conn, cp, ncp, &fmt, decl, pos);
+            if (c == NULL) {
+                return VELO_ERR;
+            }
+        } else {
+            /* A connector's own word (stdin): properties configure it. */
+            char scheme[64];
+            const char *rest = NULL;
+            const struct velo_connector_ref *conn = NULL;
+            if (velo_uri_split(name, scheme, sizeof(scheme), &rest) ==
+                VELO_OK) {
+                conn = velo_connectors_by_scheme(pl->env->connectors, scheme);
+            }
+            if (conn != NULL && conn->vt->source_create != NULL) {
+                const char *pname =
+                    f->alias.name != NULL &&
+                            count_props(sp, f->alias.name) > 0
+                        ? f->alias.name
+                        : name;
+                struct velo_format_opts fmt;
+                struct velo_property *cp = NULL;
+                size_t ncp = 0;
+                const struct ast_prop **casts = NULL;
+                const struct ast_prop *schema_p = NULL;
+                int rc = apply_props(pl, sp, pname, NULL, &fmt, &cp, &ncp,
+                                     &casts, &schema_p);
+                if (rc == VELO_OK) {
+                    rc = check_connector(pl, conn, pname, cp, ncp, casts,
+                                         pos);
+                }
+                free(casts);
+                struct velo_schema *decl = NULL;
+                if (rc == VELO_OK && schema_p != NULL) {
+                    decl = schema_from_prop(pl, schema_p);
+                    rc = decl != NULL ? VELO_OK : VELO_ERR;
+                }
+                if (rc != VELO_OK) {
+                    velo_schema_destroy(decl);
+                    return VELO_ERR;
+                }
+                c = make_source(pl, name, name, conn, cp, ncp, &fmt, decl,
+                                pos);
+                if (c == NULL) {
+                    return VELO_ERR;
+                }
+            } else if (nmine > 0) {
+                const struct ast_prop *first = NULL;
+                for (size_t i = 0; i < sp->n && first == NULL; i++) {
+                    if (prop_is_for(&sp->p[i], name) ||
+                        prop_is_for(&sp->p[i], f->alias.name)) {
+                        first = &sp->p[i];
+                    }
+                }
+                char hint[200];
+                snprintf(hint, sizeof(hint),
+                         "add '%s.type'='file_source' (or another source "
+                         "type)",
+                         name);
+                perr(pl, first->key_pos, "V6008", hint,
+                     "source '%s' has properties but no type", name);
+                return VELO_ERR;
+            } else {
+                const char *sug = suggest_name(pl, name);
+                char hint[400];
+                if (sug != NULL) {
+                    snprintf(hint, sizeof(hint), "did you mean '%s'?", sug);
+                } else {
+                    snprintf(hint, sizeof(hint),
+                             "read a file with FROM 'file://data/%s.csv', or "
+                             "configure it: WITH ('%s.type'='file_source', "
+                             "'%s.path'='...')",
+                             name, name, name);
+                }
+                perr(pl, pos, "V3002", hint, "unknown source or stream '%s'",
+                     name);
+                return VELO_ERR;
+            }
+        }
+    }
+    /* Reading the statement's own target would loop forever. */
+    if (st->name.name != NULL && c->kind != CAT_SOURCE &&
+        strcasecmp(c->name, st->name.name) == 0) {
+        perr(pl, pos, "V5025",
+             "read from the inputs of the stream instead",
+             "'%s' cannot read from itself", st->name.name);
+        return VELO_ERR;
+    }
+    c->readers++;
+    in->op = c->out;
+    in->schema = c->schema;
+    in->bounded = c->bounded;
+    in->changelog = c->changelog;
+    in->qual = c->name;
+    if (c->kind == CAT_SOURCE) {
+        in->needed = pl->plan->pub.sources[c->source].needed;
+        struct sql_buf l = {0};
+        source_label(pl, c->source, &l);
+        add_node(pl, PN_SOURCE, NULL, l.data, NULL, NULL, c->source,
+                 c->schema);
+        sql_buf_free(&l);
+    } else {
+        char l[300];
+        snprintf(l, sizeof(l), "%s %s (from line %d)",
+                 c->kind == CAT_TABLE ? "Table" : "Stream", c->name,
+                 c->line);
+        add_node(pl, PN_STREAM, NULL, l, NULL, NULL, 0, c->schema);
+    }
+    sql_buf_printf(&pl->canon, "FROM %s\n", c->name);
+    return VELO_OK;
+}
+
+/* ---- Queries ------------------------------------------------------------ */
+
+static char *lower_dup(const char *s)
+{
+    char *r = strdup(s);
+    for (char *c = r; c != NULL && *c; c++) {
+        *c = (char)tolower((unsigned char)*c);
+    }
+    return r;
+}
+
+/* The output name of an unaliased select item: a column's own name (a
+ * GROUP BY key's for an aggregate query), a function's name, a field's
+ * last key, else "expr". */
+static char *derive_name(const struct binder *b, const struct ast_expr *e,
+                         const struct velo_expr *bound)
+{
+    if (bound != NULL && bound->kind == VELO_EXPR_COLUMN &&
+        bound->u.column >= 0) {
+        size_t c = (size_t)bound->u.column;
+        if (b->mode == BIND_ROW && c < b->in.schema->n) {
+            return strdup(b->in.schema->fields[c].name);
+        }
+        if (b->mode == BIND_AGG && b->agg != NULL) {
+            size_t off = b->agg->windowed ? 2 : 0;
+            if (c < off) {
+                return strdup(c == 0 ? VELO_COL_WINDOW_START
+                                     : VELO_COL_WINDOW_END);
+            }
+            if (c - off < b->agg->nkeys) {
+                return strdup(b->agg->keys[c - off].name);
+            }
+        }
+    }
+    switch (e->kind) {
+    case AX_NAME:
+        return strdup(e->parts[e->nparts - 1].name);
+    case AX_FIELD:
+        return strdup(e->name);
+    case AX_SUBSCRIPT:
+        if (e->args[1]->kind == AX_STRING || e->args[1]->kind == AX_INTEGER) {
+            return strdup(e->args[1]->text);
+        }
+        return strdup("expr");
+    case AX_CALL:
+        return lower_dup(e->name);
+    case AX_CAST:
+        return derive_name(b, e->args[0], NULL);
+    default:
+        return strdup("expr");
+    }
+}
+
+/* Make names unique: a, a_2, a_3 (case-insensitive). */
+static int unique_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 2;; k++) {
+            int clash = 0;
+            for (size_t j = 0; j < i; j++) {
+                clash |= strcasecmp(names[j], names[i]) == 0;
+            }
+            if (!clash) {
+                break;
+            }
+            const char *base = names[i];
+            char *us = strrchr(base, '_');
+            size_t bl = strlen(base);
+            if (k > 2 && us != NULL) {
+                bl = (size_t)(us - base);
+            }
+            char *nn = malloc(bl + 16);
+            if (nn == NULL) {
+                return VELO_ERR;
+            }
+            snprintf(nn, bl + 16, "%.*s_%d", (int)bl, base, k);
+            free(names[i]);
+            names[i] = nn;
+        }
+    }
+    return VELO_OK;
+}
+
+struct proj_col {
+    struct velo_expr *expr;
+    char *name;
+    int hidden;
+    char *canon;
+    int is_alias; /* named by AS */
+};
+
+struct proj {
+    struct proj_col *c;
+    size_t n, cap;
+};
+
+static int proj_add(struct proj *p, struct velo_expr *e, char *name,
+                    int hidden, int is_alias)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        struct proj_col *nc = realloc(p->c, cap * sizeof(*nc));
+        if (nc == NULL) {
+            velo_expr_free(e);
+            free(name);
+            return VELO_ERR;
+        }
+        p->c = nc;
+        p->cap = cap;
+    }
+    struct proj_col *c = &p->c[p->n++];
+    c->expr = e;
+    c->name = name;
+    c->hidden = hidden;
+    c->is_alias = is_alias;
+    c->canon = canon_dup(e);
+    return c->name != NULL && c->canon != NULL ? VELO_OK : VELO_ERR;
+}
+
+static void proj_free(struct proj *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        velo_expr_free(p->c[i].expr);
+        free(p->c[i].name);
+        free(p->c[i].canon);
+    }
+    free(p->c);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Expand * (or t.*) into the visible columns of the input. */
+static int expand_star(struct binder *b, const struct ast_expr *e,
+                       struct proj *p)
+{
+    if (e->nparts == 1 && !(b->in.name != NULL &&
+                            strcasecmp(b->in.name, e->parts[0].name) == 0) &&
+        !(b->in.alias != NULL &&
+          strcasecmp(b->in.alias, e->parts[0].name) == 0)) {
+        const char *cands[2] = {b->in.name, b->in.alias};
+        const char *sug = sql_suggest(e->parts[0].name, cands, 2);
+        char hint[200];
+        snprintf(hint, sizeof(hint), "%s%s%s", sug ? "did you mean '" : "",
+                 sug ? sug : "write the source's name or alias",
+                 sug ? ".*'?" : "");
+        bind_error(b, e->parts[0].pos, "V3009", hint,
+                   "unknown source or alias '%s'", e->parts[0].name);
+        return VELO_ERR;
+    }
+    const struct velo_schema *s = b->in.schema;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->fields[i].hidden) {
+            continue;
+        }
+        struct velo_expr *x = bind_column(b, (int)i, e->pos);
+        if (x == NULL) {
+            return VELO_ERR;
+        }
+        if (proj_add(p, x, strdup(s->fields[i].name), 0, 0) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
+/* A constant non-negative integer (LIMIT, OFFSET). */
+static int const_count(struct planner *pl, struct binder *b,
+                       const struct ast_expr *e, const char *what,
+                       int64_t *out)
+{
+    int saved = b->mode;
+    const char *saved_no = b->no_agg;
+    b->mode = BIND_ROW;
+    b->no_agg = what;
+    struct velo_expr *x = bind_expr(b, e);
+    b->mode = saved;
+    b->no_agg = saved_no;
+    x = fold_constants(b, x, e->pos);
+    if (x == NULL) {
+        return VELO_ERR;
+    }
+    int ok = x->kind == VELO_EXPR_LITERAL && !x->u.literal.is_null &&
+             (x->type.id == VELO_TYPE_INTEGER ||
+              x->type.id == VELO_TYPE_BIGINT) &&
+             x->u.literal.i64 >= 0;
+    if (ok) {
+        *out = x->u.literal.i64;
+    }
+    velo_expr_free(x);
+    if (!ok) {
+        char hint[120];
+        snprintf(hint, sizeof(hint), "write a whole number: %s 10", what);
+        perr(pl, e->pos, "V4013", hint,
+             "%s must be a constant integer of 0 or more", what);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+static int64_t window_size(struct planner *pl, const struct ast_expr *e)
+{
+    int64_t us = -1;
+    int rc = VELO_ERR;
+    if (e->kind == AX_INTERVAL) {
+        rc = interval_parse(e->text, e->name, &us);
+    } else if (e->kind == AX_DURATION || e->kind == AX_STRING) {
+        rc = interval_parse(e->text, NULL, &us);
+    }
+    if (rc == -2) {
+        perr(pl, e->pos, "V5020",
+             "months and years have no fixed length; write days",
+             "a window size cannot be in months or years");
+        return -1;
+    }
+    if (rc != VELO_OK) {
+        perr(pl, e->pos, "V5020",
+             "write the size as INTERVAL '5' MINUTE, '5 minutes' or 5m",
+             "invalid window size");
+        return -1;
+    }
+    if (us <= 0) {
+        perr(pl, e->pos, "V5020", "a window lasts a positive time",
+             "window size must be greater than zero");
+        return -1;
+    }
+    return us;
+}
+
+/* The item a GROUP BY ordinal or alias stands for, else g itself. */
+static const struct ast_expr *group_target(struct planner *pl,
+                                           const struct ast_query *q,
+                                           const struct velo_schema *in,
+                                           const struct ast_expr *g)
+{
+    if (g->kind == AX_INTEGER) {
+        long n = strtol(g->text, NULL, 10);
+        if (n < 1 || (size_t)n > q->nitems ||
+            q->items[n - 1].expr->kind == AX_STAR) {
+            char hint[120];
+            snprintf(hint, sizeof(hint),
+                     "GROUP BY %s names the %s-th item of the SELECT list, "
+                     "which has %zu",
+                     g->text, g->text, q->nitems);
+            perr(pl, g->pos, "V5010", hint,
+                 "GROUP BY position %s is out of range", g->text);
+            return NULL;
+        }
+        return q->items[n - 1].expr;
+    }
+    if (g->kind == AX_NAME && g->nparts == 1 &&
+        velo_schema_find(in, g->parts[0].name) < 0) {
+        for (size_t i = 0; i < q->nitems; i++) {
+            if (q->items[i].alias.name != NULL &&
+                strcasecmp(q->items[i].alias.name, g->parts[0].name) == 0) {
+                return q->items[i].expr;
+            }
+        }
+    }
+    return g;
+}
+
+static const char *emit_text(int emit, int windowed, int bounded)
+{
+    if (emit == VELO_EMIT_FINAL) {
+        return windowed ? "FINAL: one row per group when the watermark "
+                          "passes the window end (and at end of input)"
+                        : "FINAL: one row per group at end of input";
+    }
+    (void)bounded;
+    return "CHANGES: the updated row of its group after each input row";
+}
+
+static int plan_query(struct planner *pl, const struct ast_stmt *st,
+                      const struct ast_query *q, struct stmt_props *sp,
+                      struct query_out *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->emit = -1;
+    if (!q->has_from) {
+        perr(pl, q->pos, "V5016",
+             "every query reads a source: SELECT ... FROM "
+             "'file://data/trades.csv'",
+             "SELECT without FROM is not supported yet");
+        return VELO_ERR;
+    }
+    struct input in;
+    if (resolve_from(pl, st, q, sp, &in) != VELO_OK) {
+        return VELO_ERR;
+    }
+    const struct velo_exec_env *ex = pl->env->exec;
+    struct binder b = {
+        .env = pl->env, .t = pl->t, .diags = pl->diags, .mode = BIND_ROW,
+        .items = q->items, .nitems = q->nitems,
+    };
+    b.in.schema = in.schema;
+    b.in.name = in.qual;
+    b.in.alias = in.alias;
+    b.in.needed = in.needed;
+    size_t errors0 = pl->diags->errors;
+    struct velo_op *cur = in.op;
+    const struct velo_schema *cur_schema = in.schema;
+    out->bounded = in.bounded;
+    /* Rows read from a table or a changelog keep their marks. */
+    out->changelog = in.changelog;
+
+    /* WHERE */
+    if (q->where != NULL) {
+        b.no_agg = "WHERE";
+        struct velo_expr *pred = bind_predicate(&b, q->where, "WHERE");
+        b.no_agg = NULL;
+        pred = fold_constants(&b, pred, q->where->pos);
+        if (pred != NULL) {
+            sql_buf_puts(&pl->canon, "FILTER ");
+            canon_expr(pred, &pl->canon);
+            sql_buf_puts(&pl->canon, "\n");
+            char *txt = span_text(pl->t, q->where->pos);
+            struct velo_op *op = add_op(pl, velo_op_filter(ex, cur_schema,
+                                                           pred),
+                                        "Filter", q->where->pos);
+            if (op != NULL && connect_ops(pl, cur, op, q->where->pos) ==
+                                  VELO_OK) {
+                add_node(pl, PN_OP, op, "Filter", txt, NULL, 0,
+                         op->out_schema);
+                cur = op;
+                cur_schema = op->out_schema;
+            }
+            free(txt);
+        }
+    }
+
+    int has_agg = 0;
+    for (size_t i = 0; i < q->nitems; i++) {
+        has_agg |= ast_has_agg(&b, q->items[i].expr);
+    }
+    for (size_t i = 0; i < q->norder; i++) {
+        has_agg |= ast_has_agg(&b, q->order[i].expr);
+    }
+    int is_agg = q->has_group || q->window.kind != WIN_NONE || q->distinct ||
+                 q->having != NULL || has_agg;
+    if (q->distinct && (q->has_group || has_agg || q->having)) {
+        perr(pl, q->pos, "V5016",
+             "compute the groups in one statement (CREATE STREAM s AS "
+             "SELECT ... GROUP BY ...) and SELECT DISTINCT from it",
+             "SELECT DISTINCT together with GROUP BY or aggregates is not "
+             "supported yet");
+        return VELO_ERR;
+    }
+    if (!is_agg && q->emit == VELO_EMIT_FINAL) {
+        perr(pl, q->emit_pos, "V5014",
+             "EMIT FINAL applies to aggregations; add GROUP BY or an "
+             "aggregate, or remove EMIT FINAL",
+             "EMIT FINAL needs an aggregation");
+    }
+
+    struct agg_state agg;
+    memset(&agg, 0, sizeof(agg));
+    struct velo_window_spec win;
+    memset(&win, 0, sizeof(win));
+    struct proj pj = {0};
+    struct velo_expr *having = NULL;
+    int emit = -1;
+    int rc = VELO_ERR;
+    size_t norder_extra = 0;
+    /* Sort keys: output column indexes. */
+    int *sort_cols = NULL;
+
+    if (is_agg) {
+        agg.windowed = q->window.kind != WIN_NONE;
+        b.agg = &agg;
+        /* GROUP BY keys over the rows. */
+        const struct ast_expr *const *keys_ast =
+            (const struct ast_expr *const *)q->group;
+        size_t nkeys_ast = q->ngroup;
+        if (q->distinct) {
+            keys_ast = NULL;
+            nkeys_ast = 0;
+        }
+        for (size_t i = 0; i < nkeys_ast; i++) {
+            const struct ast_expr *g =
+                group_target(pl, q, cur_schema, keys_ast[i]);
+            if (g == NULL) {
+                continue;
+            }
+            if (ast_has_agg(&b, g)) {
+                perr(pl, keys_ast[i]->pos, "V5009",
+                     "group by the rows' values; aggregates are computed "
+                     "per group",
+                     "aggregate functions are not allowed in GROUP BY");
+                continue;
+            }
+            b.no_agg = "GROUP BY";
+            struct velo_expr *x = bind_expr(&b, g);
+            b.no_agg = NULL;
+            x = fold_constants(&b, x, g->pos);
+            if (x == NULL) {
+                continue;
+            }
+            char *canon = canon_dup(x);
+            int dup = 0;
+            for (size_t k = 0; canon != NULL && k < agg.nkeys; k++) {
+                dup |= strcmp(agg.keys[k].canon, canon) == 0;
+            }
+            if (dup || canon == NULL) {
+                free(canon);
+                velo_expr_free(x);
+                continue;
+            }
+            if (agg.nkeys == agg.cap_keys) {
+                size_t cap = agg.cap_keys ? agg.cap_keys * 2 : 8;
+                struct agg_key *nk = realloc(agg.keys, cap * sizeof(*nk));
+                if (nk == NULL) {
+                    free(canon);
+                    velo_expr_free(x);
+                    oom(pl, g->pos);
+                    continue;
+                }
+                agg.keys = nk;
+                agg.cap_keys = cap;
+            }
+            struct agg_key *k = &agg.keys[agg.nkeys++];
+            k->expr = x;
+            k->canon = canon;
+            k->name = x->kind == VELO_EXPR_COLUMN
+                          ? strdup(cur_schema->fields[x->u.column].name)
+                          : span_text(pl->t, g->pos);
+        }
+        if (q->distinct) {
+            /* SELECT DISTINCT a, b: the items are the keys. */
+            for (size_t i = 0; i < q->nitems; i++) {
+                const struct ast_expr *e = q->items[i].expr;
+                struct proj tmp = {0};
+                if (e->kind == AX_STAR) {
+                    if (expand_star(&b, e, &tmp) != VELO_OK) {
+                        proj_free(&tmp);
+                        continue;
+                    }
+                } else {
+                    struct velo_expr *x = fold_constants(&b, bind_expr(&b, e),
+                                                         e->pos);
+                    if (x == NULL ||
+                        proj_add(&tmp, x, span_text(pl->t, e->pos), 0, 0) !=
+                            VELO_OK) {
+                        proj_free(&tmp);
+                        continue;
+                    }
+                }
+                for (size_t j = 0; j < tmp.n; j++) {
+                    if (agg.nkeys == agg.cap_keys) {
+                        size_t cap = agg.cap_keys ? agg.cap_keys * 2 : 8;
+                        struct agg_key *nk =
+                            realloc(agg.keys, cap * sizeof(*nk));
+                        if (nk == NULL) {
+                            break;
+                        }
+                        agg.keys = nk;
+                        agg.cap_keys = cap;
+                    }
+                    struct agg_key *k = &agg.keys[agg.nkeys++];
+                    k->expr = tmp.c[j].expr;
+                    k->canon = tmp.c[j].canon;
+                    k->name = tmp.c[j].name;
+                    tmp.c[j].expr = NULL;
+                    tmp.c[j].canon = NULL;
+                    tmp.c[j].name = NULL;
+                }
+                proj_free(&tmp);
+            }
+        }
+        if (pl->diags->errors > errors0) {
+            /* Without every key, every column would look ungrouped. */
+            goto done;
+        }
+        /* The window. */
+        if (q->window.kind != WIN_NONE) {
+            win.kind = VELO_WINDOW_TUMBLING;
+            win.size_us = q->window.size ? window_size(pl, q->window.size)
+                                         : -1;
+            if (q->window.time != NULL) {
+                b.no_agg = "WINDOW";
+                struct velo_expr *t = bind_expr(&b, q->window.time);
+                b.no_agg = NULL;
+                if (t != NULL && t->type.id == VELO_TYPE_DATE) {
+                    t = cast_to(t, velo_type_of(VELO_TYPE_TIMESTAMP));
+                }
+                if (t != NULL && t->type.id != VELO_TYPE_TIMESTAMP) {
+                    char tb[40];
+                    char *txt = span_text(pl->t, q->window.time->pos);
+                    char hint[300];
+                    snprintf(hint, sizeof(hint),
+                             "windows need a TIMESTAMP: CAST(%s AS "
+                             "TIMESTAMP), or FROM_UNIXTIME(%s) for epoch "
+                             "seconds",
+                             txt, txt);
+                    perr(pl, q->window.time->pos, "V4011", hint,
+                         "the window's time column must be a TIMESTAMP, "
+                         "not %s",
+                         type_name(t->type, tb, sizeof(tb)));
+                    free(txt);
+                    velo_expr_free(t);
+                    t = NULL;
+                }
+                win.time = t;
+            } else {
+                int ts = velo_schema_find(cur_schema, VELO_COL_TIMESTAMP);
+                if (ts < 0) {
+                    char hint[300];
+                    snprintf(hint, sizeof(hint),
+                             "name the time column: TUMBLING(ts, INTERVAL "
+                             "'5' MINUTE)");
+                    perr(pl, q->window.pos, "V5012", hint,
+                         "'%s' has no event time (_timestamp) for the window",
+                         in.qual);
+                } else if (in.needed != NULL) {
+                    in.needed[ts] = 1;
+                }
+            }
+        } else {
+            win.kind = VELO_WINDOW_NONE;
+        }
+        /* Default: FINAL with a window; FINAL too on bounded input that
+         * is sorted (ORDER BY wants the one final result, as PostgreSQL
+         * gives); CHANGES otherwise. */
+        emit = q->emit >= 0                     ? q->emit
+               : agg.windowed                   ? VELO_EMIT_FINAL
+               : (q->norder > 0 && in.bounded) ? VELO_EMIT_FINAL
+                                                : VELO_EMIT_CHANGES;
+        if (emit == VELO_EMIT_FINAL && !agg.windowed && !in.bounded) {
+            perr(pl, q->emit_pos.len ? q->emit_pos : q->pos, "V5006",
+                 "on an unbounded input add a window (WINDOW TUMBLING(ts, "
+                 "INTERVAL '1' MINUTE)) so results close, or use EMIT "
+                 "CHANGES",
+                 "EMIT FINAL without a window never emits: '%s' does not "
+                 "end",
+                 in.qual);
+        }
+        b.mode = BIND_AGG;
+    }
+
+    /* The SELECT list. */
+    for (size_t i = 0; i < q->nitems; i++) {
+        const struct ast_item *it = &q->items[i];
+        if (it->expr->kind == AX_STAR) {
+            expand_star(&b, it->expr, &pj);
+            continue;
+        }
+        struct velo_expr *x = bind_expr(&b, it->expr);
+        x = fold_constants(&b, x, it->expr->pos);
+        if (x == NULL) {
+            continue;
+        }
+        if (x->type.id == VELO_TYPE_NULL) {
+            x = cast_to(x, velo_type_of(VELO_TYPE_STRING));
+        }
+        char *name;
+        if (it->alias.name != NULL) {
+            name = strdup(it->alias.name);
+            for (size_t j = 0; j < pj.n; j++) {
+                if (pj.c[j].is_alias &&
+                    strcasecmp(pj.c[j].name, it->alias.name) == 0) {
+                    perr(pl, it->alias.pos, "V3011",
+                         "give each output column its own name",
+                         "output column '%s' is named twice",
+                         it->alias.name);
+                }
+            }
+        } else {
+            name = derive_name(&b, it->expr, x);
+        }
+        proj_add(&pj, x, name, 0, it->alias.name != NULL);
+    }
+    size_t nvisible = pj.n;
+
+    /* HAVING */
+    if (q->having != NULL) {
+        having = bind_predicate(&b, q->having, "HAVING");
+        having = fold_constants(&b, having, q->having->pos);
+    }
+
+    /* ORDER BY: output columns, or extra hidden columns. After an error
+     * in the SELECT list its aliases are missing: do not guess. */
+    if (q->norder > 0 && pl->diags->errors == errors0) {
+        sort_cols = calloc(q->norder, sizeof(*sort_cols));
+    }
+    for (size_t i = 0; sort_cols != NULL && i < q->norder; i++) {
+        const struct ast_expr *e = q->order[i].expr;
+        sort_cols[i] = -1;
+        if (e->kind == AX_INTEGER) {
+            long n = strtol(e->text, NULL, 10);
+            if (n < 1 || (size_t)n > nvisible) {
+                char hint[120];
+                snprintf(hint, sizeof(hint),
+                         "the SELECT list has %zu columns", nvisible);
+                perr(pl, e->pos, "V5010", hint,
+                     "ORDER BY position %s is out of range", e->text);
+                continue;
+            }
+            sort_cols[i] = (int)n - 1;
+            continue;
+        }
+        if (e->kind == AX_NAME && e->nparts == 1) {
+            for (size_t j = 0; j < nvisible; j++) {
+                if (strcasecmp(pj.c[j].name, e->parts[0].name) == 0 &&
+                    (pj.c[j].is_alias ||
+                     velo_schema_find(b.in.schema, e->parts[0].name) < 0 ||
+                     pj.c[j].expr->kind == VELO_EXPR_COLUMN)) {
+                    sort_cols[i] = (int)j;
+                    break;
+                }
+            }
+            if (sort_cols[i] >= 0) {
+                continue;
+            }
+        }
+        struct velo_expr *x = bind_expr(&b, e);
+        x = fold_constants(&b, x, e->pos);
+        if (x == NULL) {
+            continue;
+        }
+        char *canon = canon_dup(x);
+        for (size_t j = 0; canon != NULL && j < pj.n; j++) {
+            if (strcmp(pj.c[j].canon, canon) == 0) {
+                sort_cols[i] = (int)j;
+                break;
+            }
+        }
+        free(canon);
+        if (sort_cols[i] >= 0) {
+            velo_expr_free(x);
+            continue;
+        }
+        if (q->distinct) {
+            perr(pl, e->pos, "V5019",
+                 "with SELECT DISTINCT, order by columns of the SELECT list",
+                 "ORDER BY expression must appear in the SELECT DISTINCT "
+                 "list");
+            velo_expr_free(x);
+            continue;
+        }
+        char nm[32];
+        snprintf(nm, sizeof(nm), "_order%zu", ++norder_extra);
+        sort_cols[i] = (int)pj.n;
+        proj_add(&pj, x, strdup(nm), 1, 0);
+    }
+    if (q->norder > 0 && !in.bounded && q->limit == NULL) {
+        perr(pl, q->order_pos, "V5005",
+             "keep the top rows with LIMIT (they are emitted when the "
+             "input stops), or read a bounded file",
+             "ORDER BY needs a bounded input, and '%s' does not end",
+             in.qual);
+    }
+    int64_t limit = -1, offset = 0;
+    if (q->limit != NULL &&
+        const_count(pl, &b, q->limit, "LIMIT", &limit) != VELO_OK) {
+        limit = -1;
+    }
+    if (q->offset != NULL &&
+        const_count(pl, &b, q->offset, "OFFSET", &offset) != VELO_OK) {
+        offset = 0;
+    }
+
+    if (pl->diags->errors > errors0) {
+        goto done;
+    }
+
+    /* Build: Aggregate, HAVING, Project, Sort/Limit. */
+    if (is_agg) {
+        size_t nk = agg.nkeys, na = agg.naggs;
+        struct velo_expr **kx = calloc(nk + 1, sizeof(*kx));
+        const char **kn = calloc(nk + 1, sizeof(*kn));
+        struct velo_agg_call *calls = calloc(na + 1, sizeof(*calls));
+        if (kx == NULL || kn == NULL || calls == NULL) {
+            free(kx);
+            free(kn);
+            free(calls);
+            oom(pl, q->pos);
+            goto done;
+        }
+        struct sql_buf det = {0};
+        sql_buf_puts(&pl->canon, "AGGREGATE keys=");
+        for (size_t i = 0; i < nk; i++) {
+            kx[i] = agg.keys[i].expr;
+            kn[i] = agg.keys[i].name;
+            sql_buf_printf(&pl->canon, "%s;", agg.keys[i].canon);
+            sql_buf_printf(&det, "%s%s", i ? ", " : "keys: ",
+                           agg.keys[i].name);
+        }
+        sql_buf_puts(&pl->canon, " aggs=");
+        for (size_t i = 0; i < na; i++) {
+            struct agg_rec *r = &agg.aggs[i];
+            calls[i].agg = r->agg;
+            calls[i].args[0] = r->args[0];
+            calls[i].args[1] = r->args[1];
+            calls[i].nargs = r->nargs;
+            calls[i].distinct = r->distinct;
+            calls[i].filter = r->filter;
+            calls[i].name = r->name;
+            sql_buf_printf(&pl->canon, "%s;", r->canon);
+            sql_buf_printf(&det, "%s%s", i ? ", " : (nk ? "; aggregates: "
+                                                        : "aggregates: "),
+                           r->name);
+        }
+        if (agg.windowed) {
+            char *tt = q->window.time ? span_text(pl->t, q->window.time->pos)
+                                      : strdup(VELO_COL_TIMESTAMP);
+            char *sz = span_text(pl->t, q->window.size->pos);
+            sql_buf_printf(&det, "; window: TUMBLING(%s) on %s",
+                           sz ? sz : "?", tt ? tt : "?");
+            sql_buf_printf(&pl->canon, " window=%" PRId64 " on ",
+                           win.size_us);
+            if (win.time != NULL) {
+                canon_expr(win.time, &pl->canon);
+            } else {
+                sql_buf_puts(&pl->canon, VELO_COL_TIMESTAMP);
+            }
+            free(tt);
+            free(sz);
+        }
+        sql_buf_printf(&pl->canon, " emit=%d\n", emit);
+        struct velo_op *op = velo_op_aggregate(ex, cur_schema, kx, kn, nk,
+                                               calls, na, &win, emit);
+        /* The operator owns the expressions now, built or not. */
+        for (size_t i = 0; i < nk; i++) {
+            agg.keys[i].expr = NULL;
+        }
+        for (size_t i = 0; i < na; i++) {
+            agg.aggs[i].args[0] = agg.aggs[i].args[1] = NULL;
+            agg.aggs[i].nargs = 0;
+            agg.aggs[i].filter = NULL;
+        }
+        win.time = NULL;
+        free(kx);
+        free(kn);
+        free(calls);
+        op = add_op(pl, op, "Aggregate", q->pos);
+        if (op == NULL || connect_ops(pl, cur, op, q->pos) != VELO_OK) {
+            sql_buf_free(&det);
+            goto done;
+        }
+        size_t want = (agg.windowed ? 2 : 0) + nk + na;
+        if (op->out_schema == NULL || op->out_schema->n != want) {
+            perr(pl, q->pos, "V5099", NULL,
+                 "internal error: the aggregate has %zu output columns, "
+                 "the binder expected %zu",
+                 op->out_schema ? op->out_schema->n : 0, want);
+            sql_buf_free(&det);
+            goto done;
+        }
+        add_node(pl, PN_OP, op, "Aggregate", det.data,
+                 emit_text(emit, agg.windowed, in.bounded), 0,
+                 op->out_schema);
+        sql_buf_free(&det);
+        cur = op;
+        cur_schema = op->out_schema;
+        out->emit = emit;
+        /* Without aggregates each key is emitted once, as an insert: the
+         * output is a plain stream, not a changelog. */
+        out->changelog = emit == VELO_EMIT_CHANGES && na > 0;
+        if (having != NULL) {
+            sql_buf_puts(&pl->canon, "HAVING ");
+            canon_expr(having, &pl->canon);
+            sql_buf_puts(&pl->canon, "\n");
+            char *txt = span_text(pl->t, q->having->pos);
+            struct velo_op *h = add_op(pl, velo_op_filter(ex, cur_schema,
+                                                          having),
+                                       "Filter", q->having->pos);
+            having = NULL;
+            if (h == NULL || connect_ops(pl, cur, h, q->having->pos) !=
+                                 VELO_OK) {
+                free(txt);
+                goto done;
+            }
+            add_node(pl, PN_OP, h, "Filter (HAVING)", txt, NULL, 0,
+                     h->out_schema);
+            free(txt);
+            cur = h;
+        }
+        /* Where each GROUP BY key lands in the output, for tables. */
+        out->nkeys = nk;
+        out->key_cols = calloc(nk + 1, sizeof(int));
+        out->key_names = calloc(nk + 1, sizeof(char *));
+        for (size_t k = 0; out->key_cols && out->key_names && k < nk; k++) {
+            out->key_cols[k] = -1;
+            out->key_names[k] = strdup(agg.keys[k].name);
+            int want_col = (agg.windowed ? 2 : 0) + (int)k;
+            for (size_t j = 0; j < nvisible; j++) {
+                if (pj.c[j].expr->kind == VELO_EXPR_COLUMN &&
+                    pj.c[j].expr->u.column == want_col) {
+                    out->key_cols[k] = (int)j;
+                    break;
+                }
+            }
+        }
+    }
+
+    /* System columns ride along hidden, so later statements can window
+     * on event time. */
+    {
+        const struct velo_schema *s = cur_schema;
+        for (size_t i = 0; i < s->n; i++) {
+            if (!s->fields[i].hidden || !is_system_column(s->fields[i].name)) {
+                continue;
+            }
+            int shadowed = 0;
+            for (size_t j = 0; j < pj.n; j++) {
+                shadowed |= strcasecmp(pj.c[j].name, s->fields[i].name) == 0;
+            }
+            if (shadowed) {
+                continue;
+            }
+            struct velo_expr *x = velo_expr_new(VELO_EXPR_COLUMN,
+                                                s->fields[i].type, 0);
+            if (x == NULL) {
+                oom(pl, q->pos);
+                goto done;
+            }
+            x->u.column = (int)i;
+            proj_add(&pj, x, strdup(s->fields[i].name), 1, 0);
+        }
+        if (is_agg && agg.windowed &&
+            velo_schema_find(s, VELO_COL_TIMESTAMP) < 0) {
+            int shadowed = 0;
+            for (size_t j = 0; j < pj.n; j++) {
+                shadowed |= strcasecmp(pj.c[j].name, VELO_COL_TIMESTAMP) == 0;
+            }
+            if (!shadowed) {
+                /* A window's rows happen at its start. */
+                struct velo_expr *x = velo_expr_new(
+                    VELO_EXPR_COLUMN, velo_type_of(VELO_TYPE_TIMESTAMP), 0);
+                if (x == NULL) {
+                    oom(pl, q->pos);
+                    goto done;
+                }
+                x->u.column = 0;
+                proj_add(&pj, x, strdup(VELO_COL_TIMESTAMP), 1, 0);
+            }
+        }
+    }
+
+    {
+        char **names = calloc(pj.n + 1, sizeof(*names));
+        if (names == NULL) {
+            oom(pl, q->pos);
+            goto done;
+        }
+        for (size_t i = 0; i < nvisible; i++) {
+            names[i] = pj.c[i].name;
+        }
+        if (unique_names(names, nvisible) != VELO_OK) {
+            free(names);
+            oom(pl, q->pos);
+            goto done;
+        }
+        for (size_t i = 0; i < nvisible; i++) {
+            pj.c[i].name = names[i];
+        }
+        free(names);
+        struct velo_expr **px = calloc(pj.n + 1, sizeof(*px));
+        const char **pn = calloc(pj.n + 1, sizeof(*pn));
+        uint8_t *ph = calloc(pj.n + 1, 1);
+        if (px == NULL || pn == NULL || ph == NULL) {
+            free(px);
+            free(pn);
+            free(ph);
+            oom(pl, q->pos);
+            goto done;
+        }
+        sql_buf_puts(&pl->canon, "PROJECT ");
+        struct sql_buf det = {0};
+        for (size_t i = 0; i < pj.n; i++) {
+            px[i] = pj.c[i].expr;
+            pn[i] = pj.c[i].name;
+            ph[i] = (uint8_t)pj.c[i].hidden;
+            sql_buf_printf(&pl->canon, "%s=%s%s;", pj.c[i].name,
+                           pj.c[i].canon, pj.c[i].hidden ? "(h)" : "");
+        }
+        sql_buf_puts(&pl->canon, "\n");
+        for (size_t i = 0; i < q->nitems; i++) {
+            char *txt = span_text(pl->t, q->items[i].expr->pos);
+            sql_buf_printf(&det, "%s%s", i ? ", " : "", txt ? txt : "?");
+            if (q->items[i].alias.name != NULL) {
+                sql_buf_printf(&det, " AS %s", q->items[i].alias.name);
+            }
+            free(txt);
+        }
+        struct velo_op *op = velo_op_project(ex, cur_schema, px, pn, ph,
+                                             pj.n);
+        for (size_t i = 0; i < pj.n; i++) {
+            pj.c[i].expr = NULL; /* the operator owns them */
+        }
+        free(px);
+        free(pn);
+        free(ph);
+        op = add_op(pl, op, "Project", q->pos);
+        if (op == NULL || connect_ops(pl, cur, op, q->pos) != VELO_OK) {
+            sql_buf_free(&det);
+            goto done;
+        }
+        add_node(pl, PN_OP, op, "Project", det.data, NULL, 0,
+                 op->out_schema);
+        sql_buf_free(&det);
+        cur = op;
+        cur_schema = op->out_schema;
+    }
+
+    if (q->norder > 0) {
+        struct velo_sort_key *keys = calloc(q->norder, sizeof(*keys));
+        if (keys == NULL) {
+            oom(pl, q->order_pos);
+            goto done;
+        }
+        struct sql_buf det = {0};
+        sql_buf_puts(&pl->canon, "SORT ");
+        for (size_t i = 0; i < q->norder; i++) {
+            int c = sort_cols[i];
+            keys[i].expr = velo_expr_new(VELO_EXPR_COLUMN,
+                                         cur_schema->fields[c].type, 0);
+            if (keys[i].expr == NULL) {
+                for (size_t j = 0; j < i; j++) {
+                    velo_expr_free(keys[j].expr);
+                }
+                free(keys);
+                sql_buf_free(&det);
+                oom(pl, q->order_pos);
+                goto done;
+            }
+            keys[i].expr->u.column = c;
+            keys[i].desc = q->order[i].desc;
+            keys[i].nulls_first = q->order[i].nulls >= 0
+                                      ? q->order[i].nulls
+                                      : q->order[i].desc;
+            char *txt = span_text(pl->t, q->order[i].expr->pos);
+            sql_buf_printf(&det, "%s%s%s%s", i ? ", " : "", txt ? txt : "?",
+                           keys[i].desc ? " DESC" : "",
+                           keys[i].nulls_first ? " NULLS FIRST"
+                                               : " NULLS LAST");
+            free(txt);
+            sql_buf_printf(&pl->canon, "$%d%s%s;", c, keys[i].desc ? "D" : "A",
+                           keys[i].nulls_first ? "F" : "L");
+        }
+        if (limit >= 0) {
+            sql_buf_printf(&det, "; top %" PRId64, limit);
+        }
+        if (offset > 0) {
+            sql_buf_printf(&det, " after %" PRId64, offset);
+        }
+        sql_buf_printf(&pl->canon, " limit=%" PRId64 " offset=%" PRId64 "\n",
+                       limit, offset);
+        struct velo_op *op = velo_op_sort(ex, cur_schema, keys, q->norder,
+                                          limit, offset);
+        free(keys);
+        op = add_op(pl, op, "Sort", q->order_pos);
+        if (op == NULL || connect_ops(pl, cur, op, q->order_pos) != VELO_OK) {
+            sql_buf_free(&det);
+            goto done;
+        }
+        add_node(pl, PN_OP, op, "Sort", det.data,
+                 "at end of input, in order", 0, op->out_schema);
+        sql_buf_free(&det);
+        cur = op;
+        cur_schema = op->out_schema;
+    } else if (q->limit != NULL || q->offset != NULL) {
+        int64_t lim = limit >= 0 ? limit : INT64_MAX;
+        char det[96];
+        snprintf(det, sizeof(det), "first %" PRId64 " rows%s", lim,
+                 offset > 0 ? " after an offset" : "");
+        if (limit < 0) {
+            snprintf(det, sizeof(det), "skip %" PRId64 " rows", offset);
+        }
+        sql_buf_printf(&pl->canon, "LIMIT %" PRId64 " %" PRId64 "\n", lim,
+                       offset);
+        struct velo_op *op = add_op(pl, velo_op_limit(ex, cur_schema, lim,
+                                                      offset),
+                                    "Limit", q->pos);
+        if (op == NULL || connect_ops(pl, cur, op, q->pos) != VELO_OK) {
+            goto done;
+        }
+        add_node(pl, PN_OP, op, "Limit", det, NULL, 0, op->out_schema);
+        cur = op;
+        cur_schema = op->out_schema;
+    }
+    out->op = cur;
+    out->schema = cur_schema;
+    rc = VELO_OK;
+done:
+    if (pl->diags->errors > errors0) {
+        rc = VELO_ERR;
+    }
+    free(sort_cols);
+    velo_expr_free(having);
+    velo_expr_free(win.time);
+    proj_free(&pj);
+    agg_state_free(&agg);
+    if (rc != VELO_OK) {
+        query_out_free(out);
+    }
+    return rc;
+}
+
+/* ---- Sinks -------------------------------------------------------------- */
+
+static int add_sink(struct planner *pl, const char *name, const char *uri,
+                    const struct velo_connector_ref *conn,
+                    struct velo_property *props, size_t nprops,
+                    const struct velo_format_opts *fmt,
+                    struct velo_op *upstream, int changelog)
+{
+    struct velo_plan *p = &pl->plan->pub;
+    if (sql_pool_grow(pl->plan->pool, (void **)&p->sinks,
+                      &pl->plan->cap_sinks, p->nsinks,
+                      sizeof(*p->sinks)) != VELO_OK) {
+        return VELO_ERR;
+    }
+    struct velo_plan_sink *k = &p->sinks[p->nsinks++];
+    memset(k, 0, sizeof(*k));
+    k->name = pstr(pl, name);
+    k->uri = pstr(pl, uri);
+    k->conn = conn;
+    k->props = props;
+    k->nprops = nprops;
+    k->format = *fmt;
+    k->schema = upstream->out_schema;
+    k->upstream = upstream;
+    k->changelog = changelog;
+    k->statement = pl->stmt;
+    static const char *const kinds[] = {"?", "csv", "json", "raw", "table"};
+    int fk = fmt->kind >= 1 && fmt->kind <= 4 ? fmt->kind : 0;
+    char label[300];
+    snprintf(label, sizeof(label), "Sink %s [%s, %s%s]", name, conn->name,
+             kinds[fk], changelog ? ", changelog with _op" : "");
+    add_node(pl, PN_SINK, NULL, label, NULL, NULL, p->nsinks - 1,
+             upstream->out_schema);
+    sql_buf_printf(&pl->canon, "SINK %s conn=%s fmt=%d/%d/%d/%d cl=%d "
+                               "props=",
+                   name, conn->name, fmt->kind, fmt->delimiter, fmt->quote,
+                   fmt->header, changelog);
+    for (size_t i = 0; i < nprops; i++) {
+        sql_buf_printf(&pl->canon, "%s=%s;", props[i].key, props[i].value);
+    }
+    sql_buf_puts(&pl->canon, "\n");
+    return VELO_OK;
+}
+
+/* The sink named by '<name>.type' in this statement, if any.
+ * @return 1 made, 0 none asked for, -1 error (reported). */
+static int target_sink(struct planner *pl, struct stmt_props *sp,
+                       const struct ast_stmt *st, struct velo_op *upstream,
+                       int changelog)
+{
+    const char *name = st->name.name;
+    size_t mine = count_props(sp, name);
+    if (mine == 0) {
+        return 0;
+    }
+    const struct ast_prop *typep = find_prop(sp, name, "type");
+    if (typep == NULL) {
+        const struct ast_prop *first = NULL;
+        for (size_t i = 0; i < sp->n && first == NULL; i++) {
+            if (prop_is_for(&sp->p[i], name)) {
+                first = &sp->p[i];
+            }
+        }
+        char hint[200];
+        snprintf(hint, sizeof(hint),
+                 "add '%s.type'='file_sink' (or another sink type)", name);
+        perr(pl, first->key_pos, "V6008", hint,
+             "sink '%s' has properties but no type", name);
+        return -1;
+    }
+    int is_source = 0;
+    const struct velo_connector_ref *conn =
+        velo_connectors_by_type(pl->env->connectors, typep->value, &is_source);
+    if (conn == NULL) {
+        const char *types[64];
+        size_t nt = velo_connectors_type_names(pl->env->connectors, types, 64);
+        const char *sug = sql_suggest(typep->value, types, nt);
+        struct sql_buf hint = {0};
+        if (sug != NULL) {
+            sql_buf_printf(&hint, "did you mean '%s'?", sug);
+        } else {
+            sql_buf_puts(&hint, "the types are: ");
+            for (size_t i = 0; i < nt; i++) {
+                sql_buf_printf(&hint, "%s%s", i ? ", " : "", types[i]);
+            }
+        }
+        perr(pl, typep->value_pos, "V6002", hint.data,
+             "unknown connector type '%s'", typep->value);
+        sql_buf_free(&hint);
+        return -1;
+    }
+    if (is_source) {
+        char hint[200];
+        snprintf(hint, sizeof(hint), "'%s' is written here: use '%s_sink'",
+                 name, conn->name);
+        perr(pl, typep->value_pos, "V6006", hint,
+             "'%s' is a source type, but '%s' is a sink", typep->value, name);
+        return -1;
+    }
+    struct velo_format_opts fmt;
+    struct velo_property *cp = NULL;
+    size_t ncp = 0;
+    const struct ast_prop **casts = NULL;
+    const struct ast_prop *schema_p = NULL;
+    int rc = apply_props(pl, sp, name, NULL, &fmt, &cp, &ncp, &casts,
+                         &schema_p);
+    if (rc == VELO_OK && schema_p != NULL) {
+        perr(pl, schema_p->key_pos, "V3004",
+             "a sink's columns are the query's; remove the property",
+             "'%s' applies to sources only", schema_p->key);
+        rc = VELO_ERR;
+    }
+    if (rc == VELO_OK) {
+        rc = check_connector(pl, conn, name, cp, ncp, casts, st->name.pos);
+    }
+    free(casts);
+    if (rc != VELO_OK) {
+        return -1;
+    }
+    if (fmt.kind == VELO_FORMAT_CSV && find_prop(sp, name, "csv.header") ==
+                                           NULL) {
+        fmt.header = 1;
+    }
+    if (add_sink(pl, name, NULL, conn, cp, ncp, &fmt, upstream, changelog) !=
+        VELO_OK) {
+        oom(pl, st->name.pos);
+        return -1;
+    }
+    return 1;
+}
+
+/* ---- Statements --------------------------------------------------------- */
+
+static const char *stmt_kind(int kind)
+{
+    switch (kind) {
+    case ST_SELECT: return "SELECT";
+    case ST_CREATE_STREAM_AS: return "CREATE STREAM";
+    case ST_CREATE_TABLE_AS: return "CREATE TABLE";
+    case ST_CREATE_SOURCE: return "CREATE STREAM";
+    case ST_INSERT: return "INSERT";
+    default: return "?";
+    }
+}
+
+static void add_statement(struct planner *pl, const struct ast_stmt *st,
+                          int emit)
+{
+    struct velo_plan *p = &pl->plan->pub;
+    struct velo_plan_statement *s = &p->statements[pl->stmt];
+    s->kind = pstr(pl, stmt_kind(st->kind));
+    s->target = st->kind == ST_SELECT ? NULL : pstr(pl, st->name.name);
+    s->emit = emit;
+    s->line = line_of(pl, st->pos);
+    sql_buf_printf(&pl->canon, "STATEMENT %s %s emit=%d\n", s->kind,
+                   s->target ? s->target : "-", emit);
+}
+
+static int plan_create_source(struct planner *pl, const struct ast_stmt *st,
+                              struct stmt_props *sp)
+{
+    const char *name = st->name.name;
+    struct cat_entry *old = cat_find(pl, name);
+    if (old != NULL) {
+        char hint[120];
+        snprintf(hint, sizeof(hint), "it is defined on line %d; choose "
+                                     "another name",
+                 old->line);
+        perr(pl, st->name.pos, "V3008", hint, "'%s' is already defined",
+             name);
+        return VELO_ERR;
+    }
+    const struct ast_prop *typep = find_prop(sp, name, "type");
+    if (typep == NULL) {
+        char hint[200];
+        snprintf(hint, sizeof(hint),
+                 "add '%s.type'='file_source' (or another source type) to "
+                 "WITH (...)",
+                 name);
+        perr(pl, st->name.pos, "V6008", hint, "source '%s' has no type",
+             name);
+        return VELO_ERR;
+    }
+    int is_source = 0;
+    const struct velo_connector_ref *conn =
+        velo_connectors_by_type(pl->env->connectors, typep->value, &is_source);
+    if (conn == NULL || !is_source) {
+        const char *types[64];
+        size_t nt = velo_connectors_type_names(pl->env->connectors, types, 64);
+        const char *sug = sql_suggest(typep->value, types, nt);
+        char hint[200];
+        if (conn != NULL) {
+            snprintf(hint, sizeof(hint), "a declared stream is read: use "
+                                         "'%s_source'",
+                     conn->name);
+        } else {
+            snprintf(hint, sizeof(hint), "%s%s%s", sug ? "did you mean '" : "",
+                     sug ? sug : "a source type such as 'file_source'",
+                     sug ? "'?" : "");
+        }
+        perr(pl, typep->value_pos, conn != NULL ? "V6006" : "V6002", hint,
+             conn != NULL ? "'%s' is a sink type, but '%s' is a source"
+                          : "unknown connector type '%s'%.0s",
+             typep->value, name);
+        return VELO_ERR;
+    }
+    struct velo_format_opts fmt;
+    struct velo_property *cp = NULL;
+    size_t ncp = 0;
+    const struct ast_prop **casts = NULL;
+    const struct ast_prop *schema_p = NULL;
+    int rc = apply_props(pl, sp, name, NULL, &fmt, &cp, &ncp, &casts,
+                         &schema_p);
+    if (rc == VELO_OK && schema_p != NULL) {
+        perr(pl, schema_p->key_pos, "V6009",
+             "the columns are declared in CREATE STREAM (...); remove the "
+             "property",
+             "'%s' repeats the declared columns", schema_p->key);
+        rc = VELO_ERR;
+    }
+    if (rc == VELO_OK) {
+        rc = check_connector(pl, conn, name, cp, ncp, casts, st->name.pos);
+    }
+    free(casts);
+    if (rc != VELO_OK) {
+        return VELO_ERR;
+    }
+    struct velo_schema *decl = declared_schema(pl, st->cols, st->ncols);
+    if (decl == NULL) {
+        return VELO_ERR;
+    }
+    struct cat_entry *c = make_source(pl, name, NULL, conn, cp, ncp, &fmt,
+                                      decl, st->name.pos);
+    if (c == NULL) {
+        return VELO_ERR;
+    }
+    struct sql_buf l = {0};
+    source_label(pl, c->source, &l);
+    add_node(pl, PN_SOURCE, NULL, l.data, "declared columns", NULL, c->source,
+             c->schema);
+    sql_buf_free(&l);
+    return VELO_OK;
+}
+
+/* Is a value of type from acceptable where to is declared (INSERT)? */
+static int assignable(struct velo_datatype from, struct velo_datatype to)
+{
+    if (from.id == VELO_TYPE_NULL || velo_type_equal(from, to)) {
+        return 1;
+    }
+    static const int rank[] = {
+        [VELO_TYPE_INTEGER] = 1, [VELO_TYPE_BIGINT] = 2,
+        [VELO_TYPE_DECIMAL] = 3, [VELO_TYPE_DOUBLE] = 4};
+    if (velo_type_is_numeric(from) && velo_type_is_numeric(to)) {
+        return from.id == VELO_TYPE_DECIMAL && to.id == VELO_TYPE_DECIMAL
+                   ? 1
+                   : rank[from.id] <= rank[to.id];
+    }
+    return (from.id == VELO_TYPE_DATE && to.id == VELO_TYPE_TIMESTAMP) ||
+           (from.id == VELO_TYPE_JSON && to.id == VELO_TYPE_STRING);
+}
+
+/* INSERT INTO target: cast the query's rows to the target's columns. */
+static struct velo_op *insert_project(struct planner *pl,
+                                      const struct ast_stmt *st,
+                                      const struct query_out *qo,
+                                      const struct velo_schema *ts)
+{
+    const struct velo_schema *qs = qo->schema;
+    size_t nq = 0, nt = 0;
+    for (size_t i = 0; i < qs->n; i++) {
+        nq += !qs->fields[i].hidden;
+    }
+    for (size_t i = 0; i < ts->n; i++) {
+        nt += !ts->fields[i].hidden;
+    }
+    if (nq != nt) {
+        struct sql_buf hint = {0};
+        sql_buf_printf(&hint, "'%s' has: ", st->name.name);
+        schema_names(ts, &hint, 1);
+        perr(pl, st->query->pos, "V5018", hint.data,
+             "INSERT INTO %s: the query gives %zu columns, '%s' has %zu",
+             st->name.name, nq, st->name.name, nt);
+        sql_buf_free(&hint);
+        return NULL;
+    }
+    struct velo_expr **px = calloc(ts->n + 1, sizeof(*px));
+    const char **pn = calloc(ts->n + 1, sizeof(*pn));
+    uint8_t *ph = calloc(ts->n + 1, 1);
+    if (px == NULL || pn == NULL || ph == NULL) {
+        free(px);
+        free(pn);
+        free(ph);
+        oom(pl, st->pos);
+        return NULL;
+    }
+    int ok = 1;
+    size_t qi = 0;
+    sql_buf_puts(&pl->canon, "INSERT-CAST ");
+    for (size_t i = 0; i < ts->n; i++) {
+        const struct velo_field *tf = &ts->fields[i];
+        pn[i] = tf->name;
+        ph[i] = tf->hidden;
+        int src = -1;
+        if (tf->hidden) {
+            src = velo_schema_find(qs, tf->name);
+        } else {
+            while (qi < qs->n && qs->fields[qi].hidden) {
+                qi++;
+            }
+            src = (int)qi++;
+        }
+        if (src < 0) {
+            px[i] = velo_expr_new(VELO_EXPR_LITERAL, tf->type, 0);
+            if (px[i] != NULL) {
+                px[i]->u.literal.is_null = 1;
+            }
+        } else {
+            const struct velo_field *qf = &qs->fields[src];
+            if (!tf->hidden && !assignable(qf->type, tf->type)) {
+                char t1[40], t2[40];
+                char hint[300];
+                snprintf(hint, sizeof(hint),
+                         "CAST it in the SELECT list: CAST(%s AS %s)",
+                         qf->name, type_name(tf->type, t1, sizeof(t1)));
+                perr(pl, st->query->pos, "V4012", hint,
+                     "INSERT INTO %s: column %zu ('%s') is %s, but the "
+                     "query gives %s",
+                     st->name.name, i + 1, tf->name,
+                     type_name(tf->type, t1, sizeof(t1)),
+                     type_name(qf->type, t2, sizeof(t2)));
+                ok = 0;
+                continue;
+            }
+            struct velo_expr *x = velo_expr_new(VELO_EXPR_COLUMN, qf->type,
+                                                0);
+            if (x != NULL) {
+                x->u.column = src;
+            }
+            px[i] = cast_to(x, tf->type);
+        }
+        if (px[i] == NULL) {
+            ok = 0;
+            oom(pl, st->pos);
+            continue;
+        }
+        canon_expr(px[i], &pl->canon);
+        sql_buf_add(&pl->canon, ";", 1);
+    }
+    sql_buf_puts(&pl->canon, "\n");
+    struct velo_op *op = NULL;
+    if (ok) {
+        op = add_op(pl, velo_op_project(pl->env->exec, qs, px, pn, ph, ts->n),
+                    "Project", st->pos);
+    } else {
+        for (size_t i = 0; i < ts->n; i++) {
+            velo_expr_free(px[i]);
+        }
+    }
+    free(px);
+    free(pn);
+    free(ph);
+    if (op != NULL && connect_ops(pl, qo->op, op, st->pos) != VELO_OK) {
+        return NULL;
+    }
+    if (op != NULL) {
+        char det[200];
+        snprintf(det, sizeof(det), "to the columns of %s", st->name.name);
+        add_node(pl, PN_OP, op, "Project", det, NULL, 0, op->out_schema);
+    }
+    return op;
+}
+
+static int plan_statement(struct planner *pl, const struct ast_stmt *st)
+{
+    struct stmt_props sp = {st->props, st->nprops};
+    const char *names[3];
+    size_t nn = 0;
+    if (st->name.name != NULL) {
+        names[nn++] = st->name.name;
+    }
+    if (st->query != NULL && st->query->has_from &&
+        st->query->from.kind == FROM_NAME) {
+        names[nn++] = st->query->from.name.name;
+    }
+    if (st->query != NULL && st->query->has_from &&
+        st->query->from.alias.name != NULL) {
+        names[nn++] = st->query->from.alias.name;
+    }
+    size_t errors0 = pl->diags->errors;
+    int rc = VELO_ERR;
+    /* Misnamed properties may be what configures the sources: planning
+     * on would only add errors that follow from these. */
+    if (!check_prop_names(pl, st, names, nn)) {
+        goto out;
+    }
+
+    if (st->kind == ST_CREATE_SOURCE) {
+        add_statement(pl, st, -1);
+        rc = plan_create_source(pl, st, &sp);
+        goto out;
+    }
+    if ((st->kind == ST_CREATE_STREAM_AS || st->kind == ST_CREATE_TABLE_AS)) {
+        struct cat_entry *old = cat_find(pl, st->name.name);
+        if (old != NULL) {
+            char hint[120];
+            snprintf(hint, sizeof(hint),
+                     "it is defined on line %d; choose another name, or "
+                     "INSERT INTO %s",
+                     old->line, st->name.name);
+            perr(pl, st->name.pos, "V3008", hint,
+                 "'%s' is already defined", st->name.name);
+            goto out;
+        }
+    }
+    struct query_out qo;
+    if (plan_query(pl, st, st->query, &sp, &qo) != VELO_OK) {
+        goto out;
+    }
+    add_statement(pl, st, qo.emit);
+
+    switch (st->kind) {
+    case ST_SELECT: {
+        const struct velo_connector_ref *conn =
+            velo_connectors_by_scheme(pl->env->connectors, "stdout");
+        if (conn == NULL) {
+            perr(pl, st->pos, "V6003", NULL,
+                 "no stdout connector is registered");
+            break;
+        }
+        struct velo_format_opts fmt;
+        velo_format_opts_default(&fmt, pl->env->stdout_format > 0
+                                           ? pl->env->stdout_format
+                                           : VELO_FORMAT_JSON);
+        if (add_sink(pl, "stdout", NULL, conn, NULL, 0, &fmt, qo.op,
+                     qo.changelog) != VELO_OK) {
+            oom(pl, st->pos);
+            break;
+        }
+        rc = VELO_OK;
+        break;
+    }
+    case ST_CREATE_STREAM_AS: {
+        struct velo_op *tee = add_op(pl, velo_op_tee(pl->env->exec,
+                                                     qo.schema),
+                                     "Tee", st->name.pos);
+        if (tee == NULL || connect_ops(pl, qo.op, tee, st->pos) != VELO_OK) {
+            break;
+        }
+        char l[200];
+        snprintf(l, sizeof(l), "Stream %s", st->name.name);
+        add_node(pl, PN_TARGET, tee, l, "in-process, readable by name",
+                 NULL, 0, tee->out_schema);
+        struct cat_entry *c = cat_add(pl, st->name.name, CAT_STREAM,
+                                      st->name.pos);
+        if (c == NULL) {
+            break;
+        }
+        c->out = c->in = tee;
+        c->schema = tee->out_schema;
+        c->bounded = qo.bounded;
+        c->changelog = qo.changelog;
+        int s = target_sink(pl, &sp, st, tee, qo.changelog);
+        if (s < 0) {
+            break;
+        }
+        c->has_sink = s;
+        rc = VELO_OK;
+        break;
+    }
+    case ST_CREATE_TABLE_AS: {
+        int *kc = NULL;
+        size_t nk = 0;
+        if (st->npk > 0) {
+            kc = calloc(st->npk, sizeof(*kc));
+            nk = st->npk;
+            for (size_t i = 0; kc != NULL && i < st->npk; i++) {
+                int c = velo_schema_find(qo.schema, st->pk[i].name);
+                if (c < 0 || qo.schema->fields[c].hidden) {
+                    const char **cands =
+                        calloc(qo.schema->n + 1, sizeof(*cands));
+                    for (size_t j = 0; cands && j < qo.schema->n; j++) {
+                        cands[j] = qo.schema->fields[j].name;
+                    }
+                    const char *sug = cands ? sql_suggest(st->pk[i].name,
+                                                          cands,
+                                                          qo.schema->n)
+                                            : NULL;
+                    free(cands);
+                    struct sql_buf hint = {0};
+                    if (sug != NULL) {
+                        sql_buf_printf(&hint, "did you mean '%s'?", sug);
+                    } else {
+                        sql_buf_puts(&hint, "a key is an output column: ");
+                        schema_names(qo.schema, &hint, 0);
+                    }
+                    perr(pl, st->pk[i].pos, "V3001", hint.data,
+                         "PRIMARY KEY column '%s' is not an output column",
+                         st->pk[i].name);
+                    sql_buf_free(&hint);
+                }
+                kc[i] = c;
+            }
+        } else if (qo.nkeys > 0) {
+            kc = calloc(qo.nkeys, sizeof(*kc));
+            nk = qo.nkeys;
+            for (size_t i = 0; kc != NULL && i < qo.nkeys; i++) {
+                kc[i] = qo.key_cols[i];
+                if (kc[i] < 0) {
+                    char hint[300];
+                    snprintf(hint, sizeof(hint),
+                             "add %s to the SELECT list, or name the key: "
+                             "PRIMARY KEY (...)",
+                             qo.key_names[i]);
+                    perr(pl, st->query->group_pos, "V5011", hint,
+                         "table '%s' is keyed by its GROUP BY columns, but "
+                         "'%s' is not in its SELECT list",
+                         st->name.name, qo.key_names[i]);
+                }
+            }
+        } else {
+            perr(pl, st->name.pos, "V5011",
+                 "group the rows (GROUP BY k) or name the key: CREATE TABLE "
+                 "t AS SELECT ... PRIMARY KEY (k)",
+                 "table '%s' needs a key", st->name.name);
+        }
+        if (kc == NULL || pl->diags->errors > errors0) {
+            free(kc);
+            break;
+        }
+        struct velo_op *tab = add_op(pl, velo_op_table(pl->env->exec,
+                                                       qo.schema, kc, nk),
+                                     "Table", st->name.pos);
+        sql_buf_puts(&pl->canon, "TABLE keys=");
+        struct sql_buf det = {0};
+        for (size_t i = 0; i < nk; i++) {
+            sql_buf_printf(&pl->canon, "%d;", kc[i]);
+            sql_buf_printf(&det, "%s%s", i ? ", " : "keyed by ",
+                           qo.schema->fields[kc[i]].name);
+        }
+        sql_buf_puts(&pl->canon, "\n");
+        free(kc);
+        if (tab == NULL || connect_ops(pl, qo.op, tab, st->pos) != VELO_OK) {
+            sql_buf_free(&det);
+            break;
+        }
+        char l[200];
+        snprintf(l, sizeof(l), "Table %s", st->name.name);
+        add_node(pl, PN_TARGET, tab, l, det.data,
+                 "the latest row per key, marked insert or update", 0,
+                 tab->out_schema);
+        sql_buf_free(&det);
+        struct cat_entry *c = cat_add(pl, st->name.name, CAT_TABLE,
+                                      st->name.pos);
+        if (c == NULL) {
+            break;
+        }
+        c->out = c->in = tab;
+        c->schema = tab->out_schema;
+        c->bounded = qo.bounded;
+        c->changelog = 1;
+        int s = target_sink(pl, &sp, st, tab, 1);
+        if (s < 0) {
+            break;
+        }
+        c->has_sink = s;
+        rc = VELO_OK;
+        break;
+    }
+    case ST_INSERT: {
+        struct cat_entry *c = cat_find(pl, st->name.name);
+        if (c != NULL && c->failed) {
+            break;
+        }
+        if (c != NULL && c->kind == CAT_SOURCE) {
+            perr(pl, st->name.pos, "V5017",
+                 "INSERT INTO a stream made by CREATE STREAM ... AS SELECT, "
+                 "or give a sink: WITH ('out.type'='file_sink', ...)",
+                 "cannot INSERT INTO '%s': it is a source", st->name.name);
+            break;
+        }
+        if (c != NULL) {
+            if (count_props(&sp, st->name.name) > 0) {
+                char hint[200];
+                snprintf(hint, sizeof(hint),
+                         "'%s' is defined on line %d; set its properties "
+                         "there",
+                         st->name.name, c->line);
+                perr(pl, st->name.pos, "V6012", hint,
+                     "'%s' is already defined", st->name.name);
+                break;
+            }
+            struct velo_op *op = insert_project(pl, st, &qo, c->schema);
+            if (op == NULL || connect_ops(pl, op, c->in, st->pos) !=
+                                  VELO_OK) {
+                break;
+            }
+            char l[200];
+            snprintf(l, sizeof(l), "%s %s (from line %d)",
+                     c->kind == CAT_TABLE ? "Table" : "Stream", c->name,
+                     c->line);
+            add_node(pl, PN_TARGET, c->in, l, "INSERT INTO", NULL, 0,
+                     c->schema);
+            c->bounded = c->bounded && qo.bounded;
+            rc = VELO_OK;
+            break;
+        }
+        if (count_props(&sp, st->name.name) == 0) {
+            const char *sug = suggest_name(pl, st->name.name);
+            char hint[300];
+            if (sug != NULL) {
+                snprintf(hint, sizeof(hint), "did you mean '%s'?", sug);
+            } else {
+                snprintf(hint, sizeof(hint),
+                         "create it first (CREATE STREAM %s AS SELECT ...), "
+                         "or give it a sink: WITH ('%s.type'='file_sink', "
+                         "'%s.path'='out.csv')",
+                         st->name.name, st->name.name, st->name.name);
+            }
+            perr(pl, st->name.pos, "V3002", hint, "unknown stream '%s'",
+                 st->name.name);
+            break;
+        }
+        /* A new sink named here: later INSERTs may add to it. */
+        struct velo_op *tee = add_op(pl, velo_op_tee(pl->env->exec,
+                                                     qo.schema),
+                                     "Tee", st->name.pos);
+        if (tee == NULL || connect_ops(pl, qo.op, tee, st->pos) != VELO_OK) {
+            break;
+        }
+        char l[200];
+        snprintf(l, sizeof(l), "Stream %s", st->name.name);
+        add_node(pl, PN_TARGET, tee, l, NULL, NULL, 0, tee->out_schema);
+        struct cat_entry *c2 = cat_add(pl, st->name.name, CAT_STREAM,
+                                       st->name.pos);
+        if (c2 == NULL) {
+            break;
+        }
+        c2->out = c2->in = tee;
+        c2->schema = tee->out_schema;
+        c2->bounded = qo.bounded;
+        c2->changelog = qo.changelog;
+        int s = target_sink(pl, &sp, st, tee, qo.changelog);
+        if (s <= 0) {
+            break;
+        }
+        c2->has_sink = 1;
+        rc = VELO_OK;
+        break;
+    }
+    default:
+        break;
+    }
+    query_out_free(&qo);
+out:
+    if (pl->diags->errors > errors0) {
+        rc = VELO_ERR;
+    }
+    return rc;
+}
+
+/* ---- Entry -------------------------------------------------------------- */
+
+void velo_plan_destroy(struct velo_plan *plan)
+{
+    if (plan == NULL) {
+        return;
+    }
+    struct plan_impl *pi = (struct plan_impl *)plan;
+    for (size_t i = 0; i < plan->nops; i++) {
+        velo_op_destroy(plan->ops[i]);
+    }
+    for (size_t i = 0; i < plan->nsources; i++) {
+        velo_schema_destroy(plan->sources[i].schema);
+    }
+    sql_pool_destroy(pi->pool);
+    free(pi);
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t h = FNV_OFFSET;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+struct velo_plan *velo_sql_plan(const struct velo_sql_program *p,
+                                const struct velo_plan_env *env,
+                                struct velo_sql_diags *diags)
+{
+    if (p == NULL || env == NULL || env->funcs == NULL ||
+        env->connectors == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct plan_impl *pi = calloc(1, sizeof(*pi));
+    if (pi == NULL) {
+        return NULL;
+    }
+    pi->pool = sql_pool_create();
+    size_t n = p->nstmts;
+    if (pi->pool == NULL) {
+        free(pi);
+        return NULL;
+    }
+    size_t slots = n ? n : 1;
+    pi->pub.statements =
+        sql_pool_alloc(pi->pool, slots * sizeof(*pi->pub.statements));
+    pi->nodes = sql_pool_alloc(pi->pool, slots * sizeof(*pi->nodes));
+    if (pi->pub.statements == NULL || pi->nodes == NULL) {
+        velo_plan_destroy(&pi->pub);
+        return NULL;
+    }
+    struct planner pl = {
+        .env = env, .t = &p->text, .diags = diags, .plan = pi,
+    };
+    size_t errors0 = diags->errors;
+    size_t first_diag = diags->n;
+    int parse_failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ast_stmt *st = p->stmts[i];
+        if (st->failed) {
+            /* Reported by the parser; keep its name so later statements
+             * reading it do not add a second, misleading error. */
+            parse_failed = 1;
+            if (st->name.name != NULL && cat_find(&pl, st->name.name) ==
+                                             NULL) {
+                struct cat_entry *c = cat_add(&pl, st->name.name, CAT_STREAM,
+                                              st->name.pos);
+                if (c != NULL) {
+                    c->failed = 1;
+                }
+            }
+            continue;
+        }
+        pl.stmt = pi->pub.nstatements++;
+        size_t ncat = pl.ncat;
+        if (plan_statement(&pl, st) != VELO_OK && st->name.name != NULL) {
+            /* What it defines exists, failed: readers stay quiet. An
+             * INSERT defines its target only when it named a new one. */
+            struct cat_entry *c = cat_find(&pl, st->name.name);
+            if (c == NULL) {
+                c = cat_add(&pl, st->name.name, CAT_STREAM, st->name.pos);
+                if (c != NULL) {
+                    c->failed = 1;
+                }
+            } else if (st->kind != ST_INSERT ||
+                       (size_t)(c - pl.cat) >= ncat) {
+                c->failed = 1;
+            }
+        }
+    }
+    /* Targets nothing reads and nothing stores. */
+    for (size_t i = 0; i < pl.ncat; i++) {
+        struct cat_entry *c = &pl.cat[i];
+        if ((c->kind == CAT_STREAM || c->kind == CAT_TABLE) && !c->failed &&
+            c->readers == 0 && !c->has_sink) {
+            char hint[300];
+            snprintf(hint, sizeof(hint),
+                     "read it in a later statement (SELECT * FROM %s), or "
+                     "store it: WITH ('%s.type'='file_sink', '%s.path'="
+                     "'%s.csv')",
+                     c->name, c->name, c->name, c->name);
+            sql_diag(diags, pl.t, c->pos, SQL_WARNING, "V5022", hint,
+                     "'%s' is computed but neither read nor written to a "
+                     "sink",
+                     c->name);
+        }
+    }
+    /* Clauses are bound in execution order (WHERE before the SELECT
+     * list): list the problems in the order of the text. */
+    sql_diags_sort(diags, first_diag);
+    pi->pub.fingerprint = fnv1a(pl.canon.data ? pl.canon.data : "",
+                                pl.canon.len);
+    sql_buf_free(&pl.canon);
+    free(pl.cat);
+    if (diags->errors > errors0 || parse_failed || p->errors > 0) {
+        velo_plan_destroy(&pi->pub);
+        return NULL;
+    }
+    return &pi->pub;
+}
