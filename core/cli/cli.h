@@ -24,6 +24,9 @@ int velo_cmd_plugins(int argc, char **argv);
 int velo_cmd_license(int argc, char **argv);
 int velo_cmd_user(int argc, char **argv);
 int velo_cmd_apikey(int argc, char **argv);
+int velo_cmd_run(int argc, char **argv);
+int velo_cmd_validate(int argc, char **argv);
+int velo_cmd_explain(int argc, char **argv);
 
 /* Options shared by verbs that read configuration. */
 #define VELO_CLI_MAX_SETS 64

@@ -14,6 +14,12 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+    {"run", "run SQL: a file, -e 'SQL', or SQL on standard input",
+     velo_cmd_run},
+    {"validate", "check SQL and report every error with line and column",
+     velo_cmd_validate},
+    {"explain", "print the plan of SQL: operators, schemas, state, emits",
+     velo_cmd_explain},
     {"server", "run the Velostream server (HTTP API, plugins)",
      velo_cmd_server},
     {"plugins", "list plugins found and whether each loaded",

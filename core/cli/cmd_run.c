@@ -1,0 +1,148 @@
+/*
+ * velo run: run an application to completion (bounded input) or until
+ * Ctrl-C (a clean stop: final emits, flushed sinks).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli/sqlcli.h"
+#include "formats/format.h"
+#include "util/log.h"
+
+static volatile sig_atomic_t run_stop;
+
+static void run_on_signal(int sig)
+{
+    if (run_stop) {
+        /* A second Ctrl-C: the user does not want to wait. */
+        static const char msg[] = "\nvelo run: interrupted again; exiting "
+                                  "without flushing\n";
+        if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+            /* nothing more to do */
+        }
+        _exit(130);
+    }
+    run_stop = sig;
+}
+
+static const char run_usage[] =
+    "Usage: velo run [FILE.sql | -e 'SQL'] [options]\n"
+    "       echo 'SELECT ...' | velo run\n"
+    "\n"
+    "Run the statements of FILE.sql (or -e, or standard input) until the\n"
+    "input ends, or until Ctrl-C on endless input (then final results are\n"
+    "emitted and outputs flushed). Bare SELECT results go to standard\n"
+    "output: an aligned table on a terminal, JSON Lines otherwise.\n"
+    "\n"
+    "Options:\n"
+    "  -e, --execute SQL      the SQL text itself\n"
+    "  --format FORMAT        table, csv or json for SELECT results\n"
+    "  --progress / --no-progress\n"
+    "                         live records in/out and rate on stderr\n"
+    "                         (default: on when stderr is a terminal)\n"
+    "  --stats                print records in/out, time, rate and peak\n"
+    "                         memory at the end\n";
+
+int velo_cmd_run(int argc, char **argv)
+{
+    struct velo_sqlcli c;
+    memset(&c, 0, sizeof(c));
+    c.verb = "run";
+    int progress = isatty(STDERR_FILENO);
+    int stats = 0;
+    int format = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("%s%s", run_usage, velo_cli_common_help);
+            return VELO_EXIT_OK;
+        }
+        if ((strcmp(a, "-e") == 0 || strcmp(a, "--execute") == 0) &&
+            i + 1 < argc) {
+            c.inline_sql = argv[++i];
+        } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
+            format = velo_format_parse(argv[++i]);
+            if (format < 0 || format == VELO_FORMAT_RAW) {
+                fprintf(stderr, "velo run: unknown format '%s' (use table, "
+                                "csv or json)\n", argv[i]);
+                return VELO_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--progress") == 0) {
+            progress = 1;
+        } else if (strcmp(a, "--no-progress") == 0) {
+            progress = 0;
+        } else if (strcmp(a, "--stats") == 0) {
+            stats = 1;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            int r = velo_cli_common_opt(&c.common, argc, argv, &i);
+            if (r < 0) {
+                return VELO_EXIT_USAGE;
+            }
+            if (r == 0) {
+                fprintf(stderr, "velo run: unknown option '%s' (see velo "
+                                "run --help)\n", a);
+                return VELO_EXIT_USAGE;
+            }
+        } else if (c.file == NULL) {
+            c.file = a;
+        } else {
+            fprintf(stderr, "velo run: more than one SQL file given ('%s' "
+                            "and '%s')\n", c.file, a);
+            return VELO_EXIT_USAGE;
+        }
+    }
+    if (c.inline_sql != NULL && c.file != NULL) {
+        fprintf(stderr, "velo run: give either a file or -e, not both\n");
+        return VELO_EXIT_USAGE;
+    }
+    if (format < 0) {
+        format = isatty(STDOUT_FILENO) ? VELO_FORMAT_TABLE : VELO_FORMAT_JSON;
+    }
+    struct velo_job_opts opts = {
+        .stdout_format = format,
+        .progress_fd = progress ? STDERR_FILENO : -1,
+    };
+    int rc = velo_sqlcli_prepare(&c, &opts, 0, 0);
+    if (rc != VELO_EXIT_OK) {
+        velo_sqlcli_free(&c);
+        return rc;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = run_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = velo_job_run(c.job, &run_stop) == VELO_OK ? VELO_EXIT_OK
+                                                    : VELO_EXIT_FAILURE;
+    struct velo_job_stats st;
+    velo_job_get_stats(c.job, &st);
+    if (st.bad_records > 0 || st.failed_rows > 0 || st.late_rows > 0) {
+        fprintf(stderr,
+                "velo run: skipped %llu bad record(s), %llu row(s) that "
+                "failed evaluation, %llu late row(s); see the warnings "
+                "above\n",
+                (unsigned long long)st.bad_records,
+                (unsigned long long)st.failed_rows,
+                (unsigned long long)st.late_rows);
+    }
+    if (stats) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr,
+                "velo run: %llu records in, %llu out, %.3f s, %.0f "
+                "records/s, peak RSS %.1f MiB\n",
+                (unsigned long long)st.records_in,
+                (unsigned long long)st.records_out, st.elapsed_s,
+                st.elapsed_s > 0 ? (double)st.records_in / st.elapsed_s
+                                 : 0.0,
+                (double)ru.ru_maxrss / 1024.0);
+    }
+    velo_sqlcli_free(&c);
+    return rc;
+}
