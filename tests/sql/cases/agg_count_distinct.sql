@@ -1,0 +1,1 @@
+SELECT COUNT(DISTINCT symbol) AS symbols, COUNT(DISTINCT venue) AS venues FROM 'file://data/trades.csv' EMIT FINAL;

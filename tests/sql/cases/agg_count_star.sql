@@ -1,0 +1,1 @@
+SELECT COUNT(*) AS n FROM 'file://data/trades.csv' EMIT FINAL;

@@ -1,0 +1,1 @@
+SELECT symbol, COUNT(*) FILTER (WHERE side = 'BUY') AS buys, COUNT(*) FILTER (WHERE side = 'SELL') AS sells, SUM(qty) FILTER (WHERE side = 'BUY') AS buy_volume FROM 'file://data/trades.csv' GROUP BY symbol EMIT FINAL ORDER BY symbol;

@@ -1,0 +1,1 @@
+SELECT venue, COUNT(*) AS n FROM 'file://data/trades.csv' GROUP BY venue EMIT FINAL ORDER BY venue NULLS FIRST;

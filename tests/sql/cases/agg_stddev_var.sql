@@ -1,0 +1,1 @@
+SELECT symbol, ROUND(STDDEV_SAMP(qty), 4) AS sd_s, ROUND(STDDEV_POP(qty), 4) AS sd_p, ROUND(VAR_SAMP(qty), 4) AS v_s, ROUND(VAR_POP(qty), 4) AS v_p FROM 'file://data/trades.csv' GROUP BY symbol EMIT FINAL ORDER BY symbol;

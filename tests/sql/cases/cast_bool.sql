@@ -1,0 +1,1 @@
+SELECT CAST('true' AS BOOLEAN) AS t, CAST(0 AS BOOLEAN) AS f, CAST(TRUE AS STRING) AS s FROM 'file://data/one.csv';

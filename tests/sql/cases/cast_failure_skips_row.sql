@@ -1,0 +1,1 @@
+SELECT s, CAST(s AS BIGINT) AS n FROM 'file://data/strings.csv';

@@ -1,0 +1,1 @@
+SELECT CAST('2026-05-01T10:00:00Z' AS TIMESTAMP) AS t, CAST(ts AS DATE) AS d, CAST(ts AS STRING) AS s FROM 'file://data/trades.csv' LIMIT 2;

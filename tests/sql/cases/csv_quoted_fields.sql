@@ -1,0 +1,1 @@
+SELECT id, note, LENGTH(note) AS n FROM 'file://data/quoted.csv';

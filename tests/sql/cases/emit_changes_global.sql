@@ -1,0 +1,1 @@
+SELECT COUNT(*) AS n, MAX(qty) AS m FROM 'file://data/trades.csv' WHERE symbol = 'GOOG' EMIT CHANGES;

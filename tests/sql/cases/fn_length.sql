@@ -1,0 +1,1 @@
+SELECT s, LENGTH(s) AS n FROM 'file://data/strings.csv';

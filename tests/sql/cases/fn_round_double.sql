@@ -1,0 +1,1 @@
+SELECT ROUND(CAST(2.5 AS DOUBLE)) AS r1, ROUND(CAST(1.2345 AS DOUBLE), 3) AS r2 FROM 'file://data/one.csv';

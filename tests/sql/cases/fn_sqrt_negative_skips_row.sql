@@ -1,0 +1,1 @@
+SELECT x, SQRT(x) AS r FROM 'file://data/divide.csv';

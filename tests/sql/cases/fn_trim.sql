@@ -1,0 +1,1 @@
+SELECT '[' || TRIM('  a b  ') || ']' AS t, '[' || LTRIM('  x') || ']' AS l, '[' || RTRIM('x  ') || ']' AS r, TRIM(BOTH 'x' FROM 'xxhixx') AS b, TRIM(LEADING '0' FROM '0042') AS ld FROM 'file://data/one.csv';

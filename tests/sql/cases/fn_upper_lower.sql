@@ -1,0 +1,1 @@
+SELECT UPPER(event) AS u, LOWER('MiXeD') AS l FROM 'file://data/events.jsonl' LIMIT 3;

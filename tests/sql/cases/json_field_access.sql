@@ -1,0 +1,1 @@
+SELECT user_id, meta.device AS device, meta['device'] AS device2 FROM 'file://data/events.jsonl' LIMIT 5;

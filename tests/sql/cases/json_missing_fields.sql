@@ -1,0 +1,1 @@
+SELECT note, amount FROM 'file://data/events.jsonl' LIMIT 8;

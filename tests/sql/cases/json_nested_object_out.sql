@@ -1,0 +1,1 @@
+SELECT meta FROM 'file://data/events.jsonl' LIMIT 3;

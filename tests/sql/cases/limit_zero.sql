@@ -1,0 +1,1 @@
+SELECT * FROM 'file://data/trades.csv' LIMIT 0;

@@ -1,0 +1,1 @@
+SELECT qty, NULLIF(qty, 250) AS n FROM 'file://data/trades.csv' LIMIT 8;

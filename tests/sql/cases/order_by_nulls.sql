@@ -1,0 +1,1 @@
+SELECT ts, venue FROM 'file://data/trades.csv' ORDER BY venue NULLS FIRST, ts LIMIT 6;

@@ -1,0 +1,1 @@
+SELECT symbol, price, qty FROM 'file://data/trades.csv';

@@ -1,0 +1,1 @@
+SELECT * FROM 'file://data/events.jsonl' LIMIT 3;

@@ -1,0 +1,1 @@
+SELECT symbol FROM 'file://data/trades.csv' LIMIT 3;

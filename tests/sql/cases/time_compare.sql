@@ -1,0 +1,1 @@
+SELECT COUNT(*) AS n FROM 'file://data/trades.csv' WHERE ts >= TIMESTAMP '2026-01-01 09:05:00' AND ts < TIMESTAMP '2026-01-01 09:10:00';

@@ -1,0 +1,1 @@
+SELECT ts, TUMBLE_START(ts, INTERVAL '5' MINUTE) AS ws, TUMBLE_END(ts, INTERVAL '5' MINUTE) AS we FROM 'file://data/trades.csv' LIMIT 4;

@@ -1,0 +1,1 @@
+SELECT ts, qty FROM 'file://data/trades.csv' WHERE symbol = 'AAPL';

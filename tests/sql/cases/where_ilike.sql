@@ -1,0 +1,1 @@
+SELECT DISTINCT symbol FROM 'file://data/trades.csv' WHERE symbol ILIKE '%s%' ORDER BY symbol;

@@ -1,0 +1,1 @@
+SELECT ts, symbol, qty FROM 'file://data/trades.csv' WHERE qty IN (1, 250);

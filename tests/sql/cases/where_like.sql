@@ -1,0 +1,1 @@
+SELECT DISTINCT venue FROM 'file://data/trades.csv' WHERE venue LIKE 'X%' ORDER BY venue;

@@ -1,0 +1,1 @@
+SELECT _window_start AS ws, _window_end AS we, symbol, COUNT(*) AS n, SUM(qty) AS volume FROM 'file://data/trades.csv' WINDOW TUMBLING(ts, INTERVAL '5' MINUTE) GROUP BY symbol EMIT FINAL ORDER BY ws, symbol;
