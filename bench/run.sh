@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Nexmark benchmark for `velo run`: generates N bids (deterministic) as CSV
+# and JSON Lines, runs each query on one worker thread with results written
+# to a file, and prints records/s and peak RSS per query, plus the
+# hand-written C baseline for q5 on the same input.
+#
+#   bash bench/run.sh                 # 5,000,000 records, 3 runs, best kept
+#   RECORDS=1000000 RUNS=1 bash bench/run.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RECORDS="${RECORDS:-5000000}"
+RUNS="${RUNS:-3}"
+QUERIES="${QUERIES:-q0 q1 q2 q5 q7}"
+B="$ROOT/build/bench"
+DATA="$B/data"
+
+bash packaging/install-deps.sh >/dev/null
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DVELO_TESTS=OFF >/dev/null
+cmake --build "$B" -j"$(nproc)" >/dev/null
+mkdir -p "$DATA"
+for fmt in csv jsonl; do
+  f="$DATA/bids-$RECORDS.$fmt"
+  [[ -s "$f" ]] || "$B/bench/nexmark_gen" --records "$RECORDS" --format "$fmt" --seed 42 >"$f"
+done
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), $(date -u +%F)"
+echo "records: $RECORDS; best of $RUNS runs; one worker thread"
+printf '%-6s %-6s %14s %12s\n' query input "records/s" "peak RSS"
+for fmt in csv jsonl; do
+  in="$DATA/bids-$RECORDS.$fmt"
+  format="$fmt"; [[ $fmt == jsonl ]] && format=json
+  for q in $QUERIES; do
+    sql="$B/$q-$fmt.sql"
+    sed -e "s|\${INPUT}|$in|" -e "s|\${FORMAT}|$format|" \
+        -e "s|\${OUTPUT}|$B/out-$q-$fmt.csv|" "bench/queries/$q.sql" >"$sql"
+    best=0; rss=""
+    for _ in $(seq 1 "$RUNS"); do
+      line="$("$B/velo" run --no-progress --stats "$sql" 2>&1 >/dev/null | grep 'records/s')"
+      rate="$(sed -n 's/.*s, \([0-9]*\) records\/s.*/\1/p' <<<"$line")"
+      if [[ "$rate" -gt "$best" ]]; then
+        best="$rate"; rss="$(sed -n 's/.*peak RSS \(.*\)$/\1/p' <<<"$line")"
+      fi
+    done
+    printf '%-6s %-6s %14s %12s\n' "$q" "$fmt" "$best" "$rss"
+  done
+done
+if [[ -x "$B/bench/baseline_q5" ]]; then
+  echo "baseline (hand-written C loop, q5, csv):"
+  "$B/bench/baseline_q5" "$DATA/bids-$RECORDS.csv"
+fi
