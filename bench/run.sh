@@ -15,7 +15,7 @@ QUERIES="${QUERIES:-q0 q1 q2 q5 q7}"
 B="$ROOT/build/bench"
 DATA="$B/data"
 
-bash packaging/install-deps.sh >/dev/null
+bash packaging/install-deps.sh --bench >/dev/null
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DVELO_TESTS=OFF >/dev/null
 cmake --build "$B" -j"$(nproc)" >/dev/null
 mkdir -p "$DATA"
@@ -48,4 +48,19 @@ done
 if [[ -x "$B/bench/baseline_q5" ]]; then
   echo "baseline (hand-written C loop, q5, csv):"
   "$B/bench/baseline_q5" "$DATA/bids-$RECORDS.csv"
+fi
+# SQLite on the same CSV and the same q5 (import plus query, as a user
+# would run it), one thread.
+if command -v sqlite3 >/dev/null; then
+  start=$(date +%s%N)
+  sqlite3 :memory: >/dev/null <<SQL
+.mode csv
+.import $DATA/bids-$RECORDS.csv bids
+.output $B/out-q5-sqlite.csv
+SELECT (CAST(strftime('%s', ts) AS INTEGER) / 10) * 10 AS window_start, auction,
+       COUNT(*), SUM(CAST(price AS INTEGER)), AVG(CAST(price AS INTEGER))
+FROM bids GROUP BY 1, 2;
+SQL
+  end=$(date +%s%N)
+  echo "sqlite3 $(sqlite3 --version | cut -d' ' -f1) (import + q5, csv): $(( RECORDS * 1000000000 / (end - start) )) records/s"
 fi

@@ -22,6 +22,6 @@ VELO="$ROOT/build/release/velo"
 echo
 echo "Running examples/vwap.sql:"
 echo
-sed -n '/^SELECT/,$p' examples/vwap.sql
+sed -n '/^CREATE/,$p' examples/vwap.sql | grep -v '^-- @'
 echo
 "$VELO" run --format table --stats examples/vwap.sql

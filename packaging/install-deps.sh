@@ -4,6 +4,7 @@
 #
 #   bash packaging/install-deps.sh          build + run dependencies
 #   bash packaging/install-deps.sh --test   also what the tests need
+#   bash packaging/install-deps.sh --bench  also what bench/run.sh compares with
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -19,9 +20,16 @@ TEST_PKGS=(
   dpkg-dev file              # cpack -G DEB and checking its result
 )
 
+BENCH_PKGS=(
+  sqlite3                    # a real alternative engine on the same input
+  linux-perf                 # profiles (perf record/stat)
+)
+
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
   want+=("${TEST_PKGS[@]}")
+elif [[ "${1:-}" == "--bench" ]]; then
+  want+=("${BENCH_PKGS[@]}")
 fi
 
 missing=()

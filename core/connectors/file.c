@@ -130,6 +130,7 @@ struct file_src {
     char *path;
     int fd;
     size_t chunk;
+    size_t released; /* mapped bytes already given back (page-aligned) */
     int watch;
     int64_t poll_ms;
 
@@ -420,6 +421,18 @@ static int file_source_read(struct velo_instance *ins,
         size_t n = s->map_len - (size_t)s->offset;
         if (n > s->chunk) {
             n = s->chunk;
+        }
+        /* The chunks before this one are done with (a payload is valid
+         * only until the next read): drop their pages so memory follows
+         * the chunk being read, not the file. The file stays mapped. */
+        {
+            size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+            size_t upto = (size_t)s->offset & ~(pg - 1);
+            if (upto > s->released) {
+                madvise((void *)(s->map + s->released), upto - s->released,
+                        MADV_DONTNEED);
+                s->released = upto;
+            }
         }
         out->payload[0].ptr = s->map + s->offset;
         out->payload[0].len = n;

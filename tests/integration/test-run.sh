@@ -68,6 +68,12 @@ check "explain says when it emits" grep -qi "final" plan.txt
 "$VELO_BIN" explain --format json -e "SELECT 1 AS x FROM 'file://$DATA/one.csv'" >plan.json
 check "explain --format json is JSON" bash -c "head -c1 plan.json | grep -q '[{[]'"
 
+# The README's main job: the sample pipeline from the repository root.
+(cd "$VELO_SOURCE_DIR" && "$VELO_BIN" run --format csv examples/vwap.sql) >vwap.csv
+check "the sample pipeline emits 60 windows x symbols" test "$(wc -l <vwap.csv)" = 61
+check "with exact decimals (a known row)" \
+  grep -qx "2026-11-20T14:30:00.000Z,AAPL,48,6285,189.4206,188.88,189.67" vwap.csv
+
 # Ctrl-C over endless input: a FIFO that stays open.
 mkfifo feed
 ( printf 'ts,v\n'; for i in 1 2 3 4 5; do printf '2026-01-01T00:00:0%dZ,%d\n' "$i" "$i"; done; sleep 30 ) >feed &
