@@ -19,6 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "exec/batch.h"
 #include "exec/operator.h"
 #include "formats/format.h"
@@ -44,6 +48,8 @@ struct job_source {
     void *conn_config;
     struct velo_source_info info;
     int opened;
+    int sampled; /* source_sample ran */
+    int carry_fresh; /* the carry holds a sample not yet decoded */
     int done;
 
     /* Payloads from the last source_read, consumed in order. */
@@ -306,30 +312,52 @@ static int open_source(struct velo_job *j, struct job_source *s,
     return VELO_OK;
 }
 
-/* The first bytes of a source, for inference: waits for data. */
+/* The first bytes of a source, for inference: waits for data. A byte
+ * stream is sampled into the carry (up to JOB_SAMPLE_MAX, or what arrives
+ * before the source pauses), so the sample stays valid and decoding later
+ * starts from it; record sources keep their first payloads. */
 static int source_sample(struct job_source *s, const char **sample,
                          size_t *len, struct velo_buf *tmp)
 {
     for (;;) {
         int rc = source_fill(s);
-        if (rc == VELO_OK) {
-            break;
-        }
         if (rc == VELO_DECLINED) {
             s->eof = 1;
-            *sample = "";
-            *len = 0;
-            return VELO_OK;
+            break;
         }
-        if (rc != VELO_AGAIN) {
+        if (rc == VELO_AGAIN) {
+            if (s->info.byte_stream && s->carry.len > 0) {
+                break; /* the source paused: sample what came */
+            }
+            poll(NULL, 0, JOB_IDLE_POLL_MS);
+            continue;
+        }
+        if (rc != VELO_OK) {
             return VELO_ERR;
         }
-        poll(NULL, 0, JOB_IDLE_POLL_MS);
+        if (!s->info.byte_stream) {
+            break;
+        }
+        for (size_t i = 0; i < s->sb.count; i++) {
+            if (velo_buf_append(&s->carry, s->payload[i].ptr,
+                                s->payload[i].len) != VELO_OK) {
+                return VELO_ERR;
+            }
+        }
+        s->next_payload = s->sb.count; /* consumed into the carry */
+        s->carry_fresh = 1;
+        if (s->carry.len >= JOB_SAMPLE_MAX) {
+            break;
+        }
     }
     if (s->info.byte_stream) {
-        *sample = s->payload[0].ptr;
-        *len = s->payload[0].len < JOB_SAMPLE_MAX ? s->payload[0].len
-                                                  : JOB_SAMPLE_MAX;
+        *sample = s->carry.data != NULL ? s->carry.data : "";
+        *len = s->carry.len < JOB_SAMPLE_MAX ? s->carry.len : JOB_SAMPLE_MAX;
+        return VELO_OK;
+    }
+    if (s->sb.count == 0) {
+        *sample = "";
+        *len = 0;
         return VELO_OK;
     }
     /* One record per payload: join them as lines. */
@@ -362,34 +390,28 @@ static int job_source_schema(void *arg, const struct velo_plan_source *src,
             return VELO_ERR;
         }
     }
-    const char *sample;
-    size_t len;
+    const char *sample = "";
+    size_t len = 0;
     struct velo_buf tmp = {0};
-    if (s->sb.count == 0 && !s->eof &&
-        source_sample(s, &sample, &len, &tmp) != VELO_OK) {
-        velo_buf_free(&tmp);
-        snprintf(err, errlen, "cannot read source '%s'; the reason is "
-                              "logged above", src->name);
-        return VELO_ERR;
-    }
-    if (s->sb.count == 0) {
-        sample = "";
-        len = 0;
+    if (!s->sampled) {
+        if (source_sample(s, &sample, &len, &tmp) != VELO_OK) {
+            velo_buf_free(&tmp);
+            snprintf(err, errlen, "cannot read source '%s'; the reason is "
+                                  "logged above", src->name);
+            return VELO_ERR;
+        }
+        s->sampled = 1;
     } else if (s->info.byte_stream) {
-        sample = s->payload[0].ptr;
-        len = s->payload[0].len < JOB_SAMPLE_MAX ? s->payload[0].len
-                                                 : JOB_SAMPLE_MAX;
-    } else if (tmp.data == NULL) {
-        size_t saved = s->next_payload;
+        /* Asked again (two statements read it): the sample is still the
+         * start of the carry, nothing has been decoded yet. */
+        sample = s->carry.data != NULL ? s->carry.data : "";
+        len = s->carry.len < JOB_SAMPLE_MAX ? s->carry.len : JOB_SAMPLE_MAX;
+    } else {
         for (size_t i = 0; i < s->sb.count; i++) {
             velo_buf_append(&tmp, s->payload[i].ptr, s->payload[i].len);
             velo_buf_append(&tmp, "\n", 1);
         }
-        s->next_payload = saved;
         sample = tmp.data != NULL ? tmp.data : "";
-        len = tmp.len;
-    } else {
-        sample = tmp.data;
         len = tmp.len;
     }
     *out = velo_infer_schema(&src->format, sample, len, err, errlen);
@@ -709,13 +731,34 @@ static int push_batch(struct velo_job *j, struct job_source *s)
     return rc;
 }
 
+/* Newlines in p[0, n). Every decoded byte passes through here, and a
+ * memchr per line costs a call per record: count 16 bytes at a time. */
 static int64_t count_lines(const char *p, size_t n)
 {
     int64_t lines = 0;
     const char *end = p + n;
-    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-        lines++;
-        p++;
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n');
+    while (end - p >= 16) {
+        /* Per-byte counters (0xFF per match, subtracted) for at most 255
+         * blocks, then summed with one SAD. */
+        size_t blocks = (size_t)(end - p) / 16;
+        if (blocks > 255) {
+            blocks = 255;
+        }
+        __m128i acc = _mm_setzero_si128();
+        for (size_t i = 0; i < blocks; i++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(x, nl));
+            p += 16;
+        }
+        __m128i sum = _mm_sad_epu8(acc, _mm_setzero_si128());
+        lines += _mm_cvtsi128_si32(sum) +
+                 _mm_cvtsi128_si32(_mm_srli_si128(sum, 8));
+    }
+#endif
+    for (; p < end; p++) {
+        lines += *p == '\n';
     }
     return lines;
 }
@@ -822,6 +865,20 @@ static int feed_chunk(struct velo_job *j, struct job_source *s,
  * VELO_ERR on failure. */
 static int source_step(struct velo_job *j, struct job_source *s)
 {
+    if (s->carry_fresh) {
+        /* The sample read for inference: decode it now, not when the next
+         * chunk comes (on a paused stream that may be never). */
+        s->carry_fresh = 0;
+        s->view = s->carry.data;
+        s->view_len = s->carry.len;
+        if (decode_view(j, s, 0) != VELO_OK || push_batch(j, s) != VELO_OK) {
+            return VELO_ERR;
+        }
+        memmove(s->carry.data, s->view, s->view_len);
+        s->carry.len = s->view_len;
+        s->view = s->carry.data;
+        return 1;
+    }
     if (s->next_payload >= s->sb.count) {
         if (s->eof) {
             s->view = s->carry.data;
