@@ -26,46 +26,16 @@ int velo_cmd_validate(int argc, char **argv)
     struct velo_sqlcli c;
     memset(&c, 0, sizeof(c));
     c.verb = "validate";
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("%s%s", validate_usage, velo_cli_common_help);
-            return VELO_EXIT_OK;
-        }
-        if ((strcmp(a, "-e") == 0 || strcmp(a, "--execute") == 0) &&
-            i + 1 < argc) {
-            c.inline_sql = argv[++i];
-        } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
-            const char *f = argv[++i];
-            if (strcmp(f, "json") == 0) {
-                json = 1;
-            } else if (strcmp(f, "text") != 0) {
-                fprintf(stderr, "velo validate: unknown format '%s' (use "
-                                "text or json)\n", f);
-                return VELO_EXIT_USAGE;
-            }
-        } else if (a[0] == '-' && a[1] != '\0') {
-            int r = velo_cli_common_opt(&c.common, argc, argv, &i);
-            if (r <= 0) {
-                if (r == 0) {
-                    fprintf(stderr, "velo validate: unknown option '%s'\n",
-                            a);
-                }
-                return VELO_EXIT_USAGE;
-            }
-        } else if (c.file == NULL) {
-            c.file = a;
-        } else {
-            fprintf(stderr, "velo validate: more than one file given\n");
-            return VELO_EXIT_USAGE;
-        }
+    int json;
+    int rc = velo_sqlcli_args(&c, argc, argv, validate_usage, &json);
+    if (rc >= 0) {
+        return rc;
     }
     struct velo_job_opts opts = {
         .stdout_format = VELO_FORMAT_JSON,
         .progress_fd = -1,
     };
-    int rc = velo_sqlcli_prepare(&c, &opts, json, 1);
+    rc = velo_sqlcli_prepare(&c, &opts, json, 1);
     if (json && c.diags.n == 0 && rc == VELO_EXIT_OK) {
         printf("[]\n");
     }

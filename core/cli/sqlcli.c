@@ -86,6 +86,53 @@ static int read_sql(struct velo_sqlcli *c)
     return c->sql != NULL ? VELO_OK : VELO_ERR;
 }
 
+int velo_sqlcli_args(struct velo_sqlcli *c, int argc, char **argv,
+                     const char *usage, int *json)
+{
+    *json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("%s%s", usage, velo_cli_common_help);
+            return VELO_EXIT_OK;
+        }
+        if ((strcmp(a, "-e") == 0 || strcmp(a, "--execute") == 0) &&
+            i + 1 < argc) {
+            c->inline_sql = argv[++i];
+        } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
+            const char *f = argv[++i];
+            if (strcmp(f, "json") == 0) {
+                *json = 1;
+            } else if (strcmp(f, "text") != 0) {
+                fprintf(stderr, "velo %s: unknown format '%s' (use text or "
+                                "json)\n", c->verb, f);
+                return VELO_EXIT_USAGE;
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            int r = velo_cli_common_opt(&c->common, argc, argv, &i);
+            if (r <= 0) {
+                if (r == 0) {
+                    fprintf(stderr, "velo %s: unknown option '%s' (see velo "
+                                    "%s --help)\n", c->verb, a, c->verb);
+                }
+                return VELO_EXIT_USAGE;
+            }
+        } else if (c->file == NULL) {
+            c->file = a;
+        } else {
+            fprintf(stderr, "velo %s: more than one SQL file given ('%s' and "
+                            "'%s')\n", c->verb, c->file, a);
+            return VELO_EXIT_USAGE;
+        }
+    }
+    if (c->inline_sql != NULL && c->file != NULL) {
+        fprintf(stderr, "velo %s: give either a file or -e, not both\n",
+                c->verb);
+        return VELO_EXIT_USAGE;
+    }
+    return -1;
+}
+
 int velo_sqlcli_prepare(struct velo_sqlcli *c, struct velo_job_opts *opts,
                         int diags_json, int diags_to_stdout)
 {

@@ -35,6 +35,14 @@ struct velo_sqlcli {
 };
 
 /**
+ * Parse the arguments of a verb that takes [FILE | -e SQL]
+ * [--format text|json] plus the common options. Prints `usage` for
+ * --help. @return -1 to go on (*json set), or the exit code to return.
+ */
+int velo_sqlcli_args(struct velo_sqlcli *c, int argc, char **argv,
+                     const char *usage, int *json);
+
+/**
  * Read the SQL and prepare the job. Prints diagnostics (text or JSON) to
  * stderr, or stdout when `diags_to_stdout`. @return VELO_EXIT_OK, or the
  * exit code to use (1 for SQL/config errors).

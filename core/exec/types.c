@@ -341,3 +341,48 @@ int velo_type_parse(const char *text, struct velo_datatype *out)
     errno = EINVAL;
     return VELO_ERR;
 }
+
+int64_t velo_interval_unit_us(const char *name, size_t len)
+{
+    static const struct {
+        const char *name;
+        int64_t us;
+    } units[] = {
+        {"us", 1},
+        {"microsecond", 1},
+        {"microseconds", 1},
+        {"ms", 1000},
+        {"milli", 1000},
+        {"millis", 1000},
+        {"millisecond", 1000},
+        {"milliseconds", 1000},
+        {"s", 1000000},
+        {"sec", 1000000},
+        {"secs", 1000000},
+        {"second", 1000000},
+        {"seconds", 1000000},
+        {"m", 60000000},
+        {"min", 60000000},
+        {"mins", 60000000},
+        {"minute", 60000000},
+        {"minutes", 60000000},
+        {"h", INT64_C(3600000000)},
+        {"hr", INT64_C(3600000000)},
+        {"hrs", INT64_C(3600000000)},
+        {"hour", INT64_C(3600000000)},
+        {"hours", INT64_C(3600000000)},
+        {"d", INT64_C(86400000000)},
+        {"day", INT64_C(86400000000)},
+        {"days", INT64_C(86400000000)},
+        {"w", INT64_C(604800000000)},
+        {"week", INT64_C(604800000000)},
+        {"weeks", INT64_C(604800000000)},
+    };
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strlen(units[i].name) == len &&
+            strncasecmp(units[i].name, name, len) == 0) {
+            return units[i].us;
+        }
+    }
+    return 0;
+}

@@ -60,6 +60,11 @@ int velo_type_equal(struct velo_datatype a, struct velo_datatype b);
 int velo_type_is_numeric(struct velo_datatype t);
 /** "DECIMAL(12,2)", "BIGINT", ... into buf. @return buf. */
 const char *velo_type_name(struct velo_datatype t, char *buf, size_t len);
+/** Microseconds in one time unit named by name[0..len): us, ms, s, m, h,
+ *  d, w and their words (milli, millis, second, mins, hrs, days, ...),
+ *  case-insensitive. One table for INTERVAL literals and casts.
+ *  @return the length, or 0 when the name is not a unit. */
+int64_t velo_interval_unit_us(const char *name, size_t len);
 /** Parse "decimal(12, 2)", "varchar", "int", ... @return VELO_OK/ERR. */
 int velo_type_parse(const char *text, struct velo_datatype *out);
 

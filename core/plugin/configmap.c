@@ -19,46 +19,9 @@
 #include <velo/log.h>
 
 #include "config/config.h"
+#include "util/textbuf.h"
 
 /* A growing message; stops quietly on ENOMEM and remembers it. */
-struct msg {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void msg_add(struct msg *t, const char *fmt, ...) VELO_PRINTF(2, 3);
-static void msg_add(struct msg *t, const char *fmt, ...)
-{
-    if (t->oom) {
-        return;
-    }
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p != NULL ? t->p + t->len : NULL,
-                          t->p != NULL ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return;
-        }
-        if (t->p != NULL && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap == 0 ? 256 : t->cap;
-        while (cap <= t->len + (size_t)n) {
-            cap *= 2;
-        }
-        char *np = realloc(t->p, cap);
-        if (np == NULL) {
-            t->oom = 1;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-}
 
 static size_t field_size(int type)
 {
@@ -305,7 +268,7 @@ int velo_configmap_fill(const struct velo_config_map *map, size_t config_size,
 {
     static const struct velo_configmap_words plain = {"config key", "", "it"};
     const struct velo_configmap_words *w = words != NULL ? words : &plain;
-    struct msg t = {0};
+    struct velo_textbuf t = {0};
     size_t bad = (size_t)-1;
     *out = NULL;
     *why = NULL;
@@ -316,7 +279,7 @@ int velo_configmap_fill(const struct velo_config_map *map, size_t config_size,
     char check[256];
     if (velo_configmap_check(map, config_size, check, sizeof(check)) !=
         VELO_OK) {
-        msg_add(&t, "%s", check);
+        velo_textbuf_add(&t, "%s", check);
         *why = t.p;
         return VELO_ERR;
     }
@@ -339,17 +302,17 @@ int velo_configmap_fill(const struct velo_config_map *map, size_t config_size,
         if (bad == (size_t)-1) {
             bad = i;
         }
-        msg_add(&t, "%sunknown %s %s%s", errors++ > 0 ? "; " : "", w->noun,
+        velo_textbuf_add(&t, "%sunknown %s %s%s", errors++ > 0 ? "; " : "", w->noun,
                 w->prefix, it->key);
         if (it->where != NULL) {
-            msg_add(&t, " (%s)", it->where);
+            velo_textbuf_add(&t, " (%s)", it->where);
         }
         if (nmap == 0) {
-            msg_add(&t, "; %s takes no settings", w->owner);
+            velo_textbuf_add(&t, "; %s takes no settings", w->owner);
         } else {
-            msg_add(&t, "; known keys: ");
+            velo_textbuf_add(&t, "; known keys: ");
             for (size_t j = 0; j < nmap; j++) {
-                msg_add(&t, "%s%s", j > 0 ? ", " : "", map[j].name);
+                velo_textbuf_add(&t, "%s%s", j > 0 ? ", " : "", map[j].name);
             }
         }
     }
@@ -375,10 +338,10 @@ int velo_configmap_fill(const struct velo_config_map *map, size_t config_size,
         }
         const char *value = it != NULL ? it->value : m->def_value;
         if (value == NULL) {
-            msg_add(&t, "%smissing required %s %s%s", errors++ > 0 ? "; " : "",
+            velo_textbuf_add(&t, "%smissing required %s %s%s", errors++ > 0 ? "; " : "",
                     w->noun, w->prefix, m->name);
             if (m->description != NULL) {
-                msg_add(&t, " (%s)", m->description);
+                velo_textbuf_add(&t, " (%s)", m->description);
             }
             continue;
         }
@@ -386,20 +349,20 @@ int velo_configmap_fill(const struct velo_config_map *map, size_t config_size,
             continue;
         }
         if (m->type == VELO_CONFIG_STR || m->type == VELO_CONFIG_SECRET) {
-            msg_add(&t, "%sout of memory", errors++ > 0 ? "; " : "");
+            velo_textbuf_add(&t, "%sout of memory", errors++ > 0 ? "; " : "");
         } else if (it != NULL) {
             if (bad == (size_t)-1 || at < bad) {
                 bad = at;
             }
-            msg_add(&t, "%s%s%s: \"%.100s\" is not %s (",
+            velo_textbuf_add(&t, "%s%s%s: \"%.100s\" is not %s (",
                     errors++ > 0 ? "; " : "", w->prefix, m->name, value,
                     velo_configmap_type_noun(m->type));
             if (it->where != NULL) {
-                msg_add(&t, "%s; ", it->where);
+                velo_textbuf_add(&t, "%s; ", it->where);
             }
-            msg_add(&t, "%s)", velo_configmap_type_hint(m->type));
+            velo_textbuf_add(&t, "%s)", velo_configmap_type_hint(m->type));
         } else {
-            msg_add(&t,
+            velo_textbuf_add(&t,
                     "%sthe default for '%s', \"%.100s\", is not %s (a "
                     "bug in the config map)",
                     errors++ > 0 ? "; " : "", m->name, value,

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "util/textbuf.h"
 #include "plugin/configmap.h"
 #include "plugin/host.h"
 #include "plugin/license-internal.h"
@@ -67,44 +68,6 @@ const char *velo_plugin_state_name(int state)
 /* Small text helpers                                                 */
 /* ------------------------------------------------------------------ */
 
-struct text {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) VELO_PRINTF(2, 3);
-static void text_add(struct text *t, const char *fmt, ...)
-{
-    if (t->oom) {
-        return;
-    }
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p != NULL ? t->p + t->len : NULL,
-                          t->p != NULL ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return;
-        }
-        if (t->p != NULL && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap == 0 ? 256 : t->cap;
-        while (cap <= t->len + (size_t)n) {
-            cap *= 2;
-        }
-        char *np = realloc(t->p, cap);
-        if (np == NULL) {
-            t->oom = 1;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-}
 
 static char *dup_bounded(const char *s)
 {
@@ -164,7 +127,7 @@ static void refuse(struct velo_plugin_entry *e, const char *fmt, ...)
     VELO_PRINTF(2, 3);
 static void refuse(struct velo_plugin_entry *e, const char *fmt, ...)
 {
-    struct text t = {0};
+    struct velo_textbuf t = {0};
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
@@ -289,7 +252,7 @@ static void kv_where(const struct velo_config *cfg,
  */
 static int config_fill(const struct velo_plugin_descriptor *d,
                        const char *name, const struct velo_config *cfg,
-                       void **out, struct text *why)
+                       void **out, struct velo_textbuf *why)
 {
     enum { WHERE_MAX = 600 };
     size_t nkv = cfg != NULL ? cfg->n_plugin_kv : 0;
@@ -299,7 +262,7 @@ static int config_fill(const struct velo_plugin_descriptor *d,
     if (items == NULL || where == NULL) {
         free(items);
         free(where);
-        text_add(why, "out of memory for its config");
+        velo_textbuf_add(why, "out of memory for its config");
         return VELO_ERR;
     }
     size_t n = 0;
@@ -324,7 +287,7 @@ static int config_fill(const struct velo_plugin_descriptor *d,
     int rc = velo_configmap_fill(d->config_map, d->config_size, &words,
                                  items, n, NULL, out, &msg, NULL);
     if (rc != VELO_OK) {
-        text_add(why, "%s", msg != NULL ? msg : "out of memory");
+        velo_textbuf_add(why, "%s", msg != NULL ? msg : "out of memory");
     }
     free(msg);
     free(items);
@@ -417,7 +380,7 @@ static int check_descriptor(struct load_ctx *ctx, size_t idx,
     }
     ctx->set->v[idx].claimed = 1;
 
-    struct text why = {0};
+    struct velo_textbuf why = {0};
     if (config_fill(d, d->name, ctx->cfg, conf, &why) != VELO_OK) {
         refuse(e, "plugin %s: config: %s", e->name,
                why.p != NULL ? why.p : "out of memory");
@@ -533,8 +496,8 @@ static void load_one(struct load_ctx *ctx, struct slot *s)
     if (d->start != NULL) {
         int rc = d->start(ctx->host, &pdata);
         if (rc != VELO_OK) {
-            struct text t = {0};
-            text_add(&t, "plugin %s: start failed (returned %d; see its log "
+            struct velo_textbuf t = {0};
+            velo_textbuf_add(&t, "plugin %s: start failed (returned %d; see its log "
                          "lines above)",
                      e->name, rc);
             free(e->reason);

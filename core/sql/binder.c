@@ -564,51 +564,12 @@ static struct velo_expr *bind_float(struct binder *b, const char *text,
     return e;
 }
 
-struct unit_def {
-    const char *name;
-    int64_t us;
-};
-
-static const struct unit_def units[] = {
-    {"us", 1},
-    {"microsecond", 1},
-    {"microseconds", 1},
-    {"ms", 1000},
-    {"milli", 1000},
-    {"millis", 1000},
-    {"millisecond", 1000},
-    {"milliseconds", 1000},
-    {"s", 1000000},
-    {"sec", 1000000},
-    {"secs", 1000000},
-    {"second", 1000000},
-    {"seconds", 1000000},
-    {"m", 60000000},
-    {"min", 60000000},
-    {"mins", 60000000},
-    {"minute", 60000000},
-    {"minutes", 60000000},
-    {"h", INT64_C(3600000000)},
-    {"hr", INT64_C(3600000000)},
-    {"hrs", INT64_C(3600000000)},
-    {"hour", INT64_C(3600000000)},
-    {"hours", INT64_C(3600000000)},
-    {"d", INT64_C(86400000000)},
-    {"day", INT64_C(86400000000)},
-    {"days", INT64_C(86400000000)},
-    {"w", INT64_C(604800000000)},
-    {"week", INT64_C(604800000000)},
-    {"weeks", INT64_C(604800000000)},
-};
-
 /* @return unit length in microseconds, 0 unknown, -1 month/year. */
 static int64_t unit_us(const char *s, size_t n)
 {
-    for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
-        if (strlen(units[i].name) == n &&
-            strncasecmp(units[i].name, s, n) == 0) {
-            return units[i].us;
-        }
+    int64_t us = velo_interval_unit_us(s, n);
+    if (us != 0) {
+        return us;
     }
     if ((n >= 5 && strncasecmp(s, "month", 5) == 0) ||
         (n >= 4 && strncasecmp(s, "year", 4) == 0)) {
