@@ -32,6 +32,10 @@
 
 #define FILE_CHUNK_DEFAULT "8MiB"
 #define FILE_SINK_BUFFER (1024 * 1024)
+/* With fsync on, writeback of what was written is started every this
+ * many bytes so the disk works while we encode; the fsync at a flush
+ * then waits for the tail only, not for everything since the last one. */
+#define FILE_SINK_WRITEBACK (8 * 1024 * 1024)
 #define FILE_POS_BYTES 16
 
 struct file_conf {
@@ -547,7 +551,23 @@ struct file_snk {
     size_t buf_len;
     int dir_dirty; /* a file was created or renamed: fsync the directory */
     int failed;
+    size_t unsynced; /* written since writeback was last started */
 };
+
+/* Count bytes written to the file; start writeback of its dirty pages
+ * now and then (only asked for, never waited on: durability still comes
+ * from fsync). */
+static void snk_written(struct file_snk *k, size_t n)
+{
+    k->unsynced += n;
+    if (!k->do_fsync || k->unsynced < FILE_SINK_WRITEBACK) {
+        return;
+    }
+    k->unsynced = 0;
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+    (void)sync_file_range(k->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+}
 
 static int snk_open(struct file_snk *k, int append)
 {
@@ -577,6 +597,7 @@ static int snk_drain(struct file_snk *k)
         k->failed = 1;
         return VELO_ERR;
     }
+    snk_written(k, k->buf_len);
     k->buf_len = 0;
     return VELO_OK;
 }
@@ -746,6 +767,7 @@ static int file_sink_write(struct velo_instance *ins,
                 k->failed = 1;
                 return VELO_ERR;
             }
+            snk_written(k, len);
         } else {
             memcpy(k->buf + k->buf_len, p, len);
             k->buf_len += len;

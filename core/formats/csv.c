@@ -293,6 +293,35 @@ static inline const char *fast_int(const char *p, const char *end, char delim,
     const char *ds = q;
     uint64_t v = 0;
     const char *lim = end - q > 18 ? q + 18 : end;
+    if (end - q >= 8) {
+        /* Eight bytes at once: the digit run's length from where the
+         * first non-digit is, with no branch per digit. A borrow or carry
+         * only moves toward later bytes, so the first flagged byte is
+         * exact. */
+        uint64_t w;
+        memcpy(&w, q, 8);
+        const uint64_t hi = UINT64_C(0x8080808080808080);
+        uint64_t bad = ((w - UINT64_C(0x3030303030303030)) |
+                        (w + UINT64_C(0x4646464646464646))) &
+                       hi;
+        unsigned nd = bad != 0 ? (unsigned)__builtin_ctzll(bad) / 8 : 8;
+        if (nd > 0) {
+            /* Digits to the top bytes (leading zero digits below), then
+             * combine pairs, quads and the two halves. */
+            uint64_t x = (w - UINT64_C(0x3030303030303030)) << (8 * (8 - nd));
+            x = (x * 10) + (x >> 8);
+            x = (((x & UINT64_C(0x000000FF000000FF)) *
+                  (100 + (UINT64_C(1000000) << 32))) +
+                 (((x >> 16) & UINT64_C(0x000000FF000000FF)) *
+                  (1 + (UINT64_C(10000) << 32)))) >>
+                32;
+            v = x;
+            q += nd;
+            if (nd < 8) {
+                lim = q; /* the run ended inside the word */
+            }
+        }
+    }
     while (q < lim && (unsigned)(*q - '0') < 10u) {
         v = v * 10 + (uint64_t)(*q - '0');
         q++;

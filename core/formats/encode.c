@@ -400,52 +400,224 @@ static int csv_header(struct velo_encoder *e, struct velo_buf *out)
     return velo_buf_append(out, "\n", 1);
 }
 
+/* Unsigned decimal digits of u, right-aligned to end at tmp + 20 (tmp
+ * holds at least 40 bytes so a fixed 20-byte copy from the first digit
+ * stays inside it). @return the first digit. */
+static inline char *u64_digits_back(uint64_t u, char *tmp)
+{
+    char *e = tmp + 20;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        e -= 2;
+        memcpy(e, fmt_digits2 + r * 2, 2);
+    }
+    if (u >= 10) {
+        e -= 2;
+        memcpy(e, fmt_digits2 + u * 2, 2);
+    } else {
+        *--e = (char)('0' + u);
+    }
+    return e;
+}
+
+/* fmt_format_i64 without counting digits first: the digits are written
+ * backwards into a scratch and copied with one fixed-size move, so o
+ * must have 21 bytes of room. @return past the text. */
+static inline char *put_i64(int64_t v, char *o)
+{
+    char tmp[40];
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        *o++ = '-';
+        u = 0 - u;
+    }
+    char *d = u64_digits_back(u, tmp);
+    memcpy(o, d, 20);
+    return o + (tmp + 20 - d);
+}
+
+/* Whether any of the 8 bytes of v equals a byte of the broadcast k. */
+static inline uint64_t has_byte(uint64_t v, uint64_t k)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    uint64_t x = v ^ k;
+    return (x - ones) & ~x & (ones << 7);
+}
+
+/* Whether s[0, n) holds no byte that forces a CSV field into quotes.
+ * Only for n >= 8: two overlapping 8-byte words cover it. */
+static inline int csv_plain_8_16(const char *s, size_t n, uint64_t kd,
+                                 uint64_t kq)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    uint64_t a, z;
+    memcpy(&a, s, 8);
+    memcpy(&z, s + n - 8, 8);
+    return (has_byte(a, kd) | has_byte(a, kq) | has_byte(a, ones * '\n') |
+            has_byte(a, ones * '\r') | has_byte(z, kd) | has_byte(z, kq) |
+            has_byte(z, ones * '\n') | has_byte(z, ones * '\r')) == 0;
+}
+
+/* put_csv_string into o, which has room for n * 2 + 2 bytes and at
+ * least 16. @return past the field. */
+static inline char *csv_string_to(const struct velo_encoder *e, char *o,
+                                  const char *s, size_t n)
+{
+    const char dl = e->o.delimiter;
+    const char q = e->o.quote != '\0' ? e->o.quote : '"';
+    if (n == 0) {
+        if (e->null_len == 0) {
+            o[0] = q;
+            o[1] = q;
+            return o + 2;
+        }
+        return o;
+    }
+    if (e->null_len > 0 && n == e->null_len &&
+        memcmp(s, e->null_text, n) == 0) {
+        /* text equal to csv.null: quoted below */
+    } else if (n >= 16) {
+#if defined(__SSE2__)
+        const __m128i vd = _mm_set1_epi8(dl), vq = _mm_set1_epi8(q);
+        const __m128i vn = _mm_set1_epi8('\n'), vr = _mm_set1_epi8('\r');
+        size_t i = 0;
+        int m = 0;
+        /* Whole blocks, then the last 16 bytes (overlapping the one
+         * before): no byte-at-a-time tail. */
+        for (;;) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            m = _mm_movemask_epi8(
+                _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(x, vd), _mm_cmpeq_epi8(x, vq)),
+                    _mm_or_si128(_mm_cmpeq_epi8(x, vn),
+                                 _mm_cmpeq_epi8(x, vr))));
+            if (m != 0) {
+                break;
+            }
+            _mm_storeu_si128((__m128i *)(void *)(o + i), x);
+            if (i + 16 == n) {
+                return o + n;
+            }
+            i = i + 32 <= n ? i + 16 : n - 16;
+        }
+#else
+        int plain = memchr(s, dl, n) == NULL && memchr(s, q, n) == NULL &&
+                memchr(s, '\n', n) == NULL && memchr(s, '\r', n) == NULL;
+        if (plain) {
+            memcpy(o, s, n);
+            return o + n;
+        }
+#endif
+    } else if (n >= 8) {
+        const uint64_t ones = UINT64_C(0x0101010101010101);
+        if (csv_plain_8_16(s, n, ones * (unsigned char)dl,
+                           ones * (unsigned char)q)) {
+            uint64_t a, z;
+            memcpy(&a, s, 8);
+            memcpy(&z, s + n - 8, 8);
+            memcpy(o, &a, 8);
+            memcpy(o + n - 8, &z, 8);
+            return o + n;
+        }
+    } else {
+        size_t i = 0;
+        while (i < n && s[i] != dl && s[i] != q && s[i] != '\n' &&
+               s[i] != '\r') {
+            o[i] = s[i];
+            i++;
+        }
+        if (i == n) {
+            return o + n;
+        }
+    }
+    *o++ = q;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == q) {
+            *o++ = q;
+        }
+        *o++ = s[i];
+    }
+    *o++ = q;
+    return o;
+}
+
+/* Room for one CSV cell after the delimiter: a scalar's text is at most
+ * 64 bytes (scalar_text's scratch); strings may double. */
+#define CSV_SCALAR_ROOM 72
+
 static int csv_row(struct velo_encoder *e, const struct velo_batch *b, size_t r,
                    struct velo_buf *out)
 {
     const char delim = e->o.delimiter;
+    if (room(out, 8) != VELO_OK) {
+        return VELO_ERR;
+    }
+    char *o = out->data + out->len;
+    char *lim = out->data + out->cap;
     if (e->with_op) {
         unsigned op = b->op != NULL ? b->op[r] : VELO_ROW_INSERT;
         const char *name = op_names[op < 3 ? op : 0];
-        if (room(out, 8) != VELO_OK) {
-            return VELO_ERR;
-        }
         size_t l = strlen(name);
-        memcpy(out->data + out->len, name, l);
-        out->len += l;
+        memcpy(o, name, l);
+        o += l;
         if (e->n > 0) {
-            out->data[out->len++] = delim;
+            *o++ = delim;
         }
     }
     for (size_t i = 0; i < e->n; i++) {
         const struct enc_col *c = &e->cols[i];
         const struct velo_column *col = &b->cols[c->idx];
-        if (room(out, 72) != VELO_OK) {
-            return VELO_ERR;
+        int null = col->has_nulls && col->nulls[r];
+        int str = is_stringish(c->type);
+        size_t need = 1 + (null    ? e->null_len
+                           : str   ? col->v.str[r].len * 2 + 16
+                                   : CSV_SCALAR_ROOM);
+        if ((size_t)(lim - o) < need) {
+            out->len = (size_t)(o - out->data);
+            if (velo_buf_reserve(out, need) != VELO_OK) {
+                return VELO_ERR;
+            }
+            o = out->data + out->len;
+            lim = out->data + out->cap;
         }
         if (i > 0) {
-            out->data[out->len++] = delim;
+            *o++ = delim;
         }
-        if (col->has_nulls && col->nulls[r]) {
-            if (e->null_len > 0 &&
-                velo_buf_append(out, e->null_text, e->null_len) != VELO_OK) {
-                return VELO_ERR;
+        if (null) {
+            if (e->null_len > 0) {
+                memcpy(o, e->null_text, e->null_len);
+                o += e->null_len;
             }
             continue;
         }
-        if (is_stringish(c->type)) {
-            const struct velo_str *s = &col->v.str[r];
-            if (put_csv_string(e, out, s->ptr, s->len) != VELO_OK) {
-                return VELO_ERR;
-            }
-        } else {
-            out->len += scalar_text(e, c, col, r, out->data + out->len);
+        switch (c->type) {
+        case VELO_TYPE_STRING:
+        case VELO_TYPE_BYTES:
+        case VELO_TYPE_JSON:
+            o = csv_string_to(e, o, col->v.str[r].ptr, col->v.str[r].len);
+            break;
+        case VELO_TYPE_INTEGER:
+        case VELO_TYPE_BIGINT:
+            o = put_i64(col->v.i64[r], o);
+            break;
+        case VELO_TYPE_TIMESTAMP:
+            o += fmt_format_ts_cached(&e->day, col->v.i64[r], o);
+            break;
+        default:
+            o += scalar_text(e, c, col, r, o);
+            break;
         }
     }
-    if (room(out, 1) != VELO_OK) {
-        return VELO_ERR;
+    if (o == lim) {
+        out->len = (size_t)(o - out->data);
+        if (velo_buf_reserve(out, 1) != VELO_OK) {
+            return VELO_ERR;
+        }
+        o = out->data + out->len;
     }
-    out->data[out->len++] = '\n';
+    *o++ = '\n';
+    out->len = (size_t)(o - out->data);
     return VELO_OK;
 }
 

@@ -755,8 +755,15 @@ size_t velo_format_timestamp(int64_t us, char *buf, size_t len)
 
 size_t fmt_format_ts_cached(struct fmt_day_cache *c, int64_t us, char *p)
 {
-    int64_t ms = floor_div(us, 1000);
-    int64_t sec = floor_div(ms, 1000);
+    int64_t ms, sec;
+    if (us >= 0) {
+        /* The common case: unsigned division needs no rounding fix. */
+        ms = (int64_t)((uint64_t)us / 1000);
+        sec = (int64_t)((uint64_t)ms / 1000);
+    } else {
+        ms = floor_div(us, 1000);
+        sec = floor_div(ms, 1000);
+    }
     unsigned msec = (unsigned)(ms - sec * 1000);
     if (!c->out_valid || c->out_sec != sec) {
         /* "YYYY-MM-DDTHH:MM:SS." once per second. */
@@ -775,9 +782,15 @@ size_t fmt_format_ts_cached(struct fmt_day_cache *c, int64_t us, char *p)
         c->out_valid = 1;
     }
     size_t n = c->out_len;
-    memcpy(p, c->out, n);
+    /* A fixed-size copy (c->out and p both hold 40 bytes) is one or two
+     * moves; what it copies past n is overwritten or left unused. */
+    if (n <= 24) {
+        memcpy(p, c->out, 24);
+    } else {
+        memcpy(p, c->out, n);
+    }
     p[n] = (char)('0' + msec / 100);
-    put2(p + n + 1, msec % 100);
+    memcpy(p + n + 1, fmt_digits2 + (msec % 100) * 2, 2);
     p[n + 3] = 'Z';
     return n + 4;
 }
