@@ -38,7 +38,7 @@ if [[ "${VELO_SKIP_FUZZ:-0}" != 1 ]]; then
     cmake --build "$BUILD/fuzz" -j"$JOBS" --target "$name"
     corpus="$BUILD/fuzz/corpus-$name"
     mkdir -p "$corpus"
-    seeds="tests/fuzz/seeds/${name#fuzz_}"
+    seeds="$ROOT/tests/fuzz/seeds/${name#fuzz_}"
     args=("$corpus")
     [[ -d "$seeds" ]] && args+=("$seeds")
     echo "running $name for ${FUZZ_SECONDS}s"
