@@ -38,6 +38,10 @@
 /* Buffered sink output goes out at least this often while input flows,
  * and at once whenever the input goes idle: live results stay live. */
 #define JOB_SINK_LATENCY_NS 200000000LL
+/* How often positions are committed upstream when the plan keeps no state
+ * (after flushing every sink); stateful plans commit at a clean stop. */
+#define JOB_COMMIT_NS 1000000000LL
+#define JOB_POSITION_MAX (64 * 1024)
 
 struct job_source {
     char *name;
@@ -71,6 +75,7 @@ struct job_source {
     struct velo_decoder *dec;
     struct velo_batch *batch;
     int ts_col; /* index of "_timestamp", or -1 */
+    uint8_t *pos; /* JOB_POSITION_MAX bytes for source_position */
     uint64_t bad_reported;
 };
 
@@ -84,6 +89,9 @@ struct job_sink {
     struct velo_op *op;
     int header_done;
     int failed;
+    int records; /* VELO_CONNECTOR_RECORD_SINK: one row per record */
+    struct velo_str *recs; /* batch-cap views into `out`, reused */
+    size_t *ends;          /* where each row's text ends in `out` */
     struct velo_job *job;
 };
 
@@ -483,9 +491,69 @@ static int sink_write_out(struct job_sink *k)
     return VELO_OK;
 }
 
+/* A record sink gets one encoded row per record: each live row is encoded
+ * on its own (through a one-row selection of the same batch, no copy), then
+ * the batch's rows go out in one sink_write. */
+static int sink_records(struct job_sink *k, struct velo_batch *b)
+{
+    size_t n = velo_batch_live(b);
+    k->job->stats.records_out += n;
+    if (n == 0) {
+        return VELO_OK;
+    }
+    struct velo_batch one = *b;
+    uint16_t row;
+    one.sel = &row;
+    one.nsel = 1;
+    k->out.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        row = b->sel != NULL ? b->sel[i] : (uint16_t)i;
+        if (velo_encode(k->enc, &one, &k->out) != VELO_OK) {
+            velo_log_error("sink %s: out of memory encoding output",
+                           k->ps->name);
+            return VELO_ERR;
+        }
+        k->ends[i] = k->out.len;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t end = k->ends[i];
+        size_t len = end - start;
+        while (len > 0 && (k->out.data[start + len - 1] == '\n' ||
+                           k->out.data[start + len - 1] == '\r')) {
+            len--;
+        }
+        k->recs[i].ptr = k->out.data + start;
+        k->recs[i].len = len;
+        start = end;
+    }
+    size_t done = 0;
+    while (done < n) {
+        int rc = k->ps->conn->vt->sink_write(&k->ins, k->recs + done, NULL,
+                                             n - done);
+        if (rc == VELO_OK) {
+            break;
+        }
+        if (rc == VELO_AGAIN) {
+            poll(NULL, 0, JOB_IDLE_POLL_MS);
+            continue;
+        }
+        velo_log_error("sink %s: write failed; the reason is logged above",
+                       k->ps->name);
+        k->failed = 1;
+        k->job->failed = 1;
+        return VELO_ERR;
+    }
+    k->out.len = 0;
+    return VELO_OK;
+}
+
 static int sink_on_batch(void *arg, struct velo_batch *b)
 {
     struct job_sink *k = arg;
+    if (k->records) {
+        return sink_records(k, b);
+    }
     if (!k->header_done) {
         k->header_done = 1;
         if (velo_encode_header(k->enc, &k->out) != VELO_OK) {
@@ -507,7 +575,7 @@ static int sink_on_batch(void *arg, struct velo_batch *b)
 static int sink_on_finish(void *arg)
 {
     struct job_sink *k = arg;
-    if (!k->header_done) {
+    if (!k->header_done && !k->records) {
         k->header_done = 1;
         velo_encode_header(k->enc, &k->out);
     }
@@ -577,6 +645,15 @@ static int setup_sinks(struct velo_job *j)
             k->ins.context = NULL;
             k->failed = 1;
             return VELO_ERR;
+        }
+        k->records = (ps->conn->vt->flags & VELO_CONNECTOR_RECORD_SINK) != 0;
+        if (k->records) {
+            k->recs = calloc(j->env.batch_cap, sizeof(*k->recs));
+            k->ends = calloc(j->env.batch_cap, sizeof(*k->ends));
+            if (k->recs == NULL || k->ends == NULL) {
+                velo_log_error("sink %s: out of memory", ps->name);
+                return VELO_ERR;
+            }
         }
         k->enc = velo_encoder_create(&ps->format, ps->schema, ps->changelog);
         k->op = velo_op_callback(&j->env, ps->schema, sink_on_batch,
@@ -976,6 +1053,84 @@ static int flush_sinks(struct velo_job *j)
     return rc;
 }
 
+/* Make every sink durable (write what is buffered, then sink_flush). */
+static int make_sinks_durable(struct velo_job *j)
+{
+    for (size_t i = 0; i < j->nsinks; i++) {
+        struct job_sink *k = &j->sinks[i];
+        if (sink_write_out(k) != VELO_OK) {
+            return VELO_ERR;
+        }
+        if (k->ps->conn->vt->sink_flush == NULL) {
+            continue;
+        }
+        for (;;) {
+            int rc = k->ps->conn->vt->sink_flush(&k->ins);
+            if (rc == VELO_OK) {
+                break;
+            }
+            if (rc != VELO_AGAIN) {
+                velo_log_error("sink %s: flush failed; the reason is logged "
+                               "above", k->ps->name);
+                j->failed = 1;
+                return VELO_ERR;
+            }
+            poll(NULL, 0, JOB_IDLE_POLL_MS);
+        }
+    }
+    return VELO_OK;
+}
+
+/* At-least-once: once every sink is durable, tell each source that what
+ * it has handed over so far may be acknowledged upstream. */
+static int commit_sources(struct velo_job *j)
+{
+    if (make_sinks_durable(j) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < j->nsources; i++) {
+        struct job_source *s = &j->sources[i];
+        const struct velo_connector_vtable *vt = s->conn != NULL
+                                                     ? s->conn->vt
+                                                     : NULL;
+        if (s->ps == NULL || !s->opened || vt == NULL ||
+            vt->source_position == NULL || vt->source_commit == NULL) {
+            continue;
+        }
+        if (s->pos == NULL && (s->pos = malloc(JOB_POSITION_MAX)) == NULL) {
+            return VELO_ERR;
+        }
+        int n = vt->source_position(&s->ins, s->pos, JOB_POSITION_MAX);
+        if (n < 0) {
+            velo_log_warn("source %s: its position could not be saved; "
+                          "nothing is acknowledged upstream this time",
+                          s->name);
+            continue;
+        }
+        if (vt->source_commit(&s->ins, s->pos, (size_t)n) != VELO_OK) {
+            velo_log_warn("source %s: acknowledging upstream failed; the "
+                          "records may be delivered again after a restart",
+                          s->name);
+        }
+    }
+    return VELO_OK;
+}
+
+/* Operators that hold rows across batches (open windows, groups, sorts)
+ * have effects not yet in any sink: without state checkpoints such a plan
+ * may only acknowledge its sources at a clean stop. A LIMIT may still drop
+ * what was read, so it never acknowledges mid-run either. */
+static int plan_commits_midrun(const struct velo_job *j)
+{
+    for (size_t i = 0; i < j->plan->nops; i++) {
+        const struct velo_op *op = j->plan->ops[i];
+        if (op->keeps_state || strcmp(op->ops->name, "Limit") == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int64_t ns_since(const struct timespec *t)
 {
     struct timespec now;
@@ -988,7 +1143,9 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
 {
     clock_gettime(CLOCK_MONOTONIC, &j->started);
     j->last_progress = j->started;
-    struct timespec last_flush = j->started;
+    struct timespec last_flush = j->started, last_commit = j->started;
+    int stateless = plan_commits_midrun(j);
+    int limited = 0; /* stopped because a LIMIT was satisfied */
     int rc = VELO_OK;
     for (;;) {
         int active = 0, moved = 0;
@@ -1013,6 +1170,7 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
             break;
         }
         if (all_limits_done(j)) {
+            limited = 1;
             break;
         }
         if (moved == 0 || ns_since(&last_flush) >= JOB_SINK_LATENCY_NS) {
@@ -1021,6 +1179,13 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
                 break;
             }
             clock_gettime(CLOCK_MONOTONIC, &last_flush);
+        }
+        if (stateless && ns_since(&last_commit) >= JOB_COMMIT_NS) {
+            if (commit_sources(j) != VELO_OK) {
+                rc = VELO_ERR;
+                break;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &last_commit);
         }
         if (moved == 0) {
             poll(NULL, 0, JOB_IDLE_POLL_MS);
@@ -1038,6 +1203,16 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
         if (s->ps != NULL && velo_op_finish(s->ps->entry) != VELO_OK) {
             rc = VELO_ERR;
         }
+    }
+    /* Final results are emitted and flushed: acknowledge the sources
+     * (not after a failure: those records must be read again). A run
+     * stopped by its LIMIT is a peek: it read rows the LIMIT discarded, so
+     * it acknowledges nothing and the next reader sees them all. */
+    if (rc == VELO_OK && !j->failed && !limited &&
+        commit_sources(j) != VELO_OK) {
+        rc = VELO_ERR;
+    } else if (limited && rc == VELO_OK && make_sinks_durable(j) != VELO_OK) {
+        rc = VELO_ERR;
     }
     progress(j, 1);
     struct timespec end;
@@ -1070,6 +1245,8 @@ void velo_job_destroy(struct velo_job *j)
         }
         velo_encoder_destroy(k->enc);
         velo_buf_free(&k->out);
+        free(k->recs);
+        free(k->ends);
         /* k->op belongs to the DAG; destroyed below. */
         if (k->op != NULL) {
             velo_op_destroy(k->op);
@@ -1091,6 +1268,7 @@ void velo_job_destroy(struct velo_job *j)
             velo_batch_destroy(s->batch);
         }
         velo_buf_free(&s->carry);
+        free(s->pos);
         free(s->name);
     }
     free(j->sources);

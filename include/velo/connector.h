@@ -68,7 +68,11 @@ struct velo_source_info {
 
 enum velo_connector_flags {
     VELO_CONNECTOR_SOURCE = 1,
-    VELO_CONNECTOR_SINK = 2
+    VELO_CONNECTOR_SINK = 2,
+    /* sink_write receives one encoded row per record (no trailing newline):
+     * message systems (Kafka, Redis, PostgreSQL). Without it a sink is a
+     * byte stream and receives chunks of many rows (files, stdout). */
+    VELO_CONNECTOR_RECORD_SINK = 4
 };
 
 struct velo_connector_vtable {
@@ -95,7 +99,10 @@ struct velo_connector_vtable {
     /** Resume from a checkpointed position. @return VELO_OK or VELO_ERR. */
     int (*source_seek)(struct velo_instance *ins, const uint8_t *pos,
                        size_t len);
-    /** The engine's checkpoint now covers `pos`: acknowledge upstream. */
+    /** Everything read up to `pos` is durable downstream: acknowledge it
+     *  upstream (commit offsets, XACK). Called only after every sink has
+     *  flushed; with stateful operators only at a clean stop until state
+     *  checkpoints exist. */
     int (*source_commit)(struct velo_instance *ins, const uint8_t *pos,
                          size_t len);
     void (*source_destroy)(struct velo_instance *ins);
