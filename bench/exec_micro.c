@@ -250,8 +250,8 @@ int main(int argc, char **argv)
     struct velo_agg_call calls[3] = {agg("COUNT", NULL, "n"),
                                      agg("SUM", col(2), "total"),
                                      agg("AVG", col(2), "avg")};
-    struct velo_window_spec w = {VELO_WINDOW_TUMBLING, INT64_C(10000000),
-                                 NULL};
+    struct velo_window_spec w = {.kind = VELO_WINDOW_TUMBLING,
+                                 .size_us = INT64_C(10000000)};
     struct velo_op *a = velo_op_aggregate(&env, schema, keys, kn, 1, calls, 3,
                                           &w, VELO_EMIT_FINAL);
     k = velo_op_callback(&env, a->out_schema, count_rows, NULL, NULL, "count");

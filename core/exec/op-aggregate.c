@@ -12,14 +12,28 @@
  * doubling at half load. A row costs one hash, usually one probe, and one
  * update per aggregate; nothing is allocated for a group that exists.
  *
- * Windows: start = floor(t / size) * size; the window's table is found
- * from the row's start (the last one used is cached). The watermark is
- * the highest event time seen, advanced row by row (or by
- * velo_op_watermark from outside); when it reaches a window's end the
- * window closes: FINAL emits its groups, then
- * the table is recycled (arena reset, index cleared), so memory follows
- * the open windows, not the input. A row for a window that has already
- * closed is late: counted, reported through on_late_row, and dropped.
+ * Windows: a tumbling window starts at floor(t / size) * size; hopping
+ * windows start every `advance`, so a row belongs to the ceil(size /
+ * advance) windows [s, s + size) with s = floor(t / advance) * advance -
+ * k * advance that contain it. The window's table is found from its start
+ * (the last one used is cached). The watermark trails the highest event
+ * time seen by the bounded out-of-orderness, advanced row by row (or by
+ * velo_op_watermark from outside); when it reaches a window's end plus
+ * its grace the window closes: FINAL emits its groups, then the table is
+ * recycled (arena reset, index cleared), so memory follows the open
+ * windows, not the input. A row whose every window has closed (end +
+ * grace <= the watermark at that row) is late: counted, reported through
+ * on_late_row, and dropped; a hopping row still counts in its windows
+ * that are open. With the update strategy (EMIT CHANGES) closed windows
+ * are held for a further retention of max(grace, out-of-orderness): a
+ * late row for a held window is added to it and the group's corrected
+ * row is emitted as an UPDATE; only rows later than that are dropped.
+ *
+ * Hopping rows are assigned in the aggregate loop itself: a batch is
+ * walked once per window offset k (EMIT FINAL; the rows of one window
+ * then still arrive in time order) or row by row, window by window (EMIT
+ * CHANGES, so every input row's updates come out together), through
+ * fixed scratch arrays: nothing is allocated per row.
  *
  * EMIT CHANGES must show each row's effect on its own, so a batch is cut
  * into segments in which no group repeats (and the window does not
@@ -80,7 +94,16 @@ struct agg_impl {
     size_t naggs;
     struct agg_rt *aggs;
     int windowed;
+    int kind;          /* enum velo_window_kind */
     int64_t size_us;
+    int64_t step_us;   /* advance (hopping) or size (tumbling) */
+    int64_t grace_us;  /* windows close at end + grace */
+    int64_t ooo_us;    /* watermark = highest event time - ooo_us */
+    int64_t retain_us; /* update strategy: held after closing */
+    int late_update;   /* enum velo_late_strategy == UPDATE */
+    size_t hops;       /* windows per row: ceil(size / advance) */
+    int64_t maxt;      /* highest event time seen */
+    int have_maxt;
     struct velo_expr *time_expr;
     struct velo_evaluator *time_ev;
     int ts_col;
@@ -100,6 +123,10 @@ struct agg_impl {
     struct velo_arena *eval_arena;
     uint64_t *hashes;
     int64_t *wst;
+    int64_t *wmr;     /* hopping: the watermark at each row */
+    uint16_t *it_rows; /* items (row, window) of one pass */
+    int64_t *it_ws;
+    uint64_t *it_hash;
     uint16_t *valid, *seg_rows, *f_rows, *tmp_rows;
     uint32_t *seg_gid, *f_gid;
     uint32_t segstamp;
@@ -180,6 +207,42 @@ static void gtable_release(struct agg_impl *a, struct gtable *g)
         a->spare[a->nspare++] = g;
     } else {
         gtable_free(g);
+    }
+}
+
+static inline int64_t sat_add(int64_t x, int64_t y)
+{
+    int64_t r;
+    if (__builtin_add_overflow(x, y, &r)) {
+        return y > 0 ? INT64_MAX : INT64_MIN;
+    }
+    return r;
+}
+
+/* The window [ws, ws + size) no longer takes rows once the watermark
+ * reaches this (its state may still be held: see held_until). */
+static inline int64_t close_at(const struct agg_impl *a, int64_t ws)
+{
+    return sat_add(sat_add(ws, a->size_us), a->grace_us);
+}
+
+/* The window's state is released once the watermark reaches this. */
+static inline int64_t held_until(const struct agg_impl *a, int64_t ws)
+{
+    return sat_add(close_at(a, ws), a->retain_us);
+}
+
+/* A new highest event time moves the watermark. */
+static inline void see_event_time(struct agg_impl *a, int64_t t)
+{
+    if (!a->have_maxt || t > a->maxt) {
+        a->maxt = t;
+        a->have_maxt = 1;
+        int64_t wm = sat_add(t, -a->ooo_us);
+        if (!a->have_wm || wm > a->wm) {
+            a->wm = wm;
+            a->have_wm = 1;
+        }
     }
 }
 
@@ -418,6 +481,76 @@ static void update_segment(struct agg_impl *a, struct gtable *g, size_t s)
     }
 }
 
+/* Does the hopping window starting at ws take a row at time t that came
+ * when the watermark was wm? It must contain t and not have closed. */
+static inline int hop_takes(const struct agg_impl *a, int64_t ws, int64_t t,
+                            int64_t wm)
+{
+    if (sat_add(ws, a->size_us) <= t) {
+        return 0;
+    }
+    int64_t until = a->late_update ? held_until(a, ws) : close_at(a, ws);
+    return wm == INT64_MIN || until > wm;
+}
+
+/* Add the n items (it_rows[i] into the window starting at it_ws[i], key
+ * hash it_hash[i]) to their groups, in order. */
+static int run_items(struct velo_op *op, size_t m)
+{
+    struct agg_impl *a = op->impl;
+    int changes = a->emit == VELO_EMIT_CHANGES;
+    int rc = VELO_OK;
+    size_t i = 0;
+    while (i < m && rc == VELO_OK) {
+        struct gtable *g =
+            a->windowed ? find_window(a, a->it_ws[i]) : a->global;
+        if (g == NULL) {
+            rc = VELO_ERR;
+            break;
+        }
+        uint32_t stamp = ++a->segstamp;
+        size_t s = 0, j = i;
+        for (; j < m; j++) {
+            size_t r = a->it_rows[j];
+            if (a->windowed && a->it_ws[j] != g->ws) {
+                break;
+            }
+            if (j + 8 < m) {
+                /* The index slot a few rows ahead: its miss overlaps
+                 * with this row's probe. */
+                __builtin_prefetch(
+                    &g->idx.slots[a->it_hash[j + 8] & g->idx.mask]);
+            }
+            long gid = group_of(a, g, r, a->it_hash[j]);
+            if (gid < 0) {
+                rc = VELO_ERR;
+                break;
+            }
+            if (changes) {
+                struct grec *rec = rec_at(g, (size_t)gid);
+                if (rec->seg == stamp) {
+                    break; /* the group repeats: next segment */
+                }
+                rec->seg = stamp;
+            }
+            a->seg_rows[s] = (uint16_t)r;
+            a->seg_gid[s] = (uint32_t)gid;
+            s++;
+        }
+        if (rc != VELO_OK) {
+            break;
+        }
+        update_segment(a, g, s);
+        if (changes) {
+            for (size_t t = 0; t < s && rc == VELO_OK; t++) {
+                rc = emit_group(op, g, a->seg_gid[t]);
+            }
+        }
+        i = j;
+    }
+    return rc;
+}
+
 static int agg_watermark(struct velo_op *op, int64_t wm);
 
 static int agg_push(struct velo_op *op, struct velo_batch *in)
@@ -479,38 +612,45 @@ static int agg_push(struct velo_op *op, struct velo_batch *in)
                 continue;
             }
             int64_t t = tc->v.i64[r];
-            int64_t ws;
+            int64_t ws, we;
+            /* ws: the start of the last window holding t. */
             if (t >= cur_ws && t < cur_we) {
                 ws = cur_ws;
-            } else if (__builtin_mul_overflow(velo_floor_div(t, a->size_us),
-                                              a->size_us, &ws) ||
-                       __builtin_add_overflow(ws, a->size_us, &cur_we)) {
+            } else if (__builtin_mul_overflow(velo_floor_div(t, a->step_us),
+                                              a->step_us, &ws) ||
+                       __builtin_add_overflow(ws, a->step_us, &cur_we) ||
+                       __builtin_add_overflow(ws, a->size_us, &we)) {
                 velo_eval_error(&a->ctx, r, VELO_EVAL_OVERFLOW,
                                 "the event time is out of range for a "
                                 "window");
+                cur_ws = cur_we = INT64_MIN;
                 continue;
             } else {
                 cur_ws = ws;
             }
-            if (a->have_wm && cur_we <= a->wm) {
+            /* A row is late when even its last window has closed at the
+             * watermark of this row: it never depends on where batch
+             * boundaries fall. */
+            if (a->have_wm && close_at(a, ws) <= a->wm) {
                 op->stats.rows_late++;
-                if (op->env->on_late_row != NULL) {
-                    static const struct velo_row_origin unknown = {-1, 0, 0};
-                    op->env->on_late_row(op->env->cb_arg, op,
-                                         in->origin != NULL ? &in->origin[r]
-                                                            : &unknown,
-                                         t, a->wm);
+                if (a->late_update && held_until(a, ws) > a->wm) {
+                    op->stats.rows_late_updated++;
+                } else {
+                    if (op->env->on_late_row != NULL) {
+                        static const struct velo_row_origin unknown = {-1, 0,
+                                                                       0};
+                        op->env->on_late_row(op->env->cb_arg, op,
+                                             in->origin != NULL
+                                                 ? &in->origin[r]
+                                                 : &unknown,
+                                             t, a->wm);
+                    }
+                    continue;
                 }
-                continue;
             }
             a->wst[r] = ws;
-            /* The watermark is the highest event time seen so far, row by
-             * row, so whether a row is late never depends on where batch
-             * boundaries fall. */
-            if (!a->have_wm || t > a->wm) {
-                a->wm = t;
-                a->have_wm = 1;
-            }
+            a->wmr[r] = a->have_wm ? a->wm : INT64_MIN;
+            see_event_time(a, t);
         }
         a->valid[m++] = (uint16_t)r;
     }
@@ -519,57 +659,55 @@ static int agg_push(struct velo_op *op, struct velo_batch *in)
     }
     velo_keys_hash(a->keyc, a->nkeys, a->valid, m, a->hashes, AGG_SEED);
 
-    int changes = a->emit == VELO_EMIT_CHANGES;
     int rc = VELO_OK;
-    size_t i = 0;
-    while (i < m && rc == VELO_OK) {
-        struct gtable *g =
-            a->windowed ? find_window(a, a->wst[a->valid[i]]) : a->global;
-        if (g == NULL) {
-            rc = VELO_ERR;
-            break;
+    if (a->kind != VELO_WINDOW_HOPPING) {
+        for (size_t j = 0; j < m; j++) {
+            a->it_rows[j] = a->valid[j];
+            a->it_ws[j] = a->windowed ? a->wst[a->valid[j]] : 0;
+            a->it_hash[j] = a->hashes[j];
         }
-        uint32_t stamp = ++a->segstamp;
-        size_t s = 0, j = i;
-        for (; j < m; j++) {
-            size_t r = a->valid[j];
-            if (a->windowed && a->wst[r] != g->ws) {
-                break;
-            }
-            if (j + 8 < m) {
-                /* The index slot a few rows ahead: its miss overlaps
-                 * with this row's probe. */
-                __builtin_prefetch(
-                    &g->idx.slots[a->hashes[j + 8] & g->idx.mask]);
-            }
-            long gid = group_of(a, g, r, a->hashes[j]);
-            if (gid < 0) {
-                rc = VELO_ERR;
-                break;
-            }
-            if (changes) {
-                struct grec *rec = rec_at(g, (size_t)gid);
-                if (rec->seg == stamp) {
-                    break; /* the group repeats: next segment */
+        rc = run_items(op, m);
+    } else if (a->emit == VELO_EMIT_FINAL) {
+        /* Offset by offset: each window still sees its rows in input
+         * order, and a pass is a long run of rows of one window. */
+        for (size_t k = 0; k < a->hops && rc == VELO_OK; k++) {
+            size_t q = 0;
+            for (size_t j = 0; j < m; j++) {
+                size_t r = a->valid[j];
+                int64_t ws = a->wst[r] - (int64_t)k * a->step_us;
+                if (hop_takes(a, ws, tc->v.i64[r], a->wmr[r])) {
+                    a->it_rows[q] = (uint16_t)r;
+                    a->it_ws[q] = ws;
+                    a->it_hash[q] = a->hashes[j];
+                    q++;
                 }
-                rec->seg = stamp;
             }
-            a->seg_rows[s] = (uint16_t)r;
-            a->seg_gid[s] = (uint32_t)gid;
-            s++;
+            rc = run_items(op, q);
         }
-        if (rc != VELO_OK) {
-            break;
-        }
-        update_segment(a, g, s);
-        if (changes) {
-            for (size_t t = 0; t < s && rc == VELO_OK; t++) {
-                rc = emit_group(op, g, a->seg_gid[t]);
+    } else {
+        /* EMIT CHANGES: row by row, its windows oldest first. */
+        size_t q = 0;
+        for (size_t j = 0; j < m && rc == VELO_OK; j++) {
+            size_t r = a->valid[j];
+            for (size_t k = a->hops; k-- > 0 && rc == VELO_OK;) {
+                int64_t ws = a->wst[r] - (int64_t)k * a->step_us;
+                if (!hop_takes(a, ws, tc->v.i64[r], a->wmr[r])) {
+                    continue;
+                }
+                a->it_rows[q] = (uint16_t)r;
+                a->it_ws[q] = ws;
+                a->it_hash[q] = a->hashes[j];
+                if (++q == a->cap) {
+                    rc = run_items(op, q);
+                    q = 0;
+                }
             }
         }
-        i = j;
+        if (rc == VELO_OK) {
+            rc = run_items(op, q);
+        }
     }
-    if (rc == VELO_OK && changes) {
+    if (rc == VELO_OK && a->emit == VELO_EMIT_CHANGES) {
         rc = flush_out(op);
     }
     /* Windows the rows of this batch moved past are complete: close them
@@ -597,8 +735,11 @@ static int agg_watermark(struct velo_op *op, int64_t wm)
     }
     int rc = VELO_OK;
     size_t closed = 0;
+    /* FINAL emits a window when it closes; with the update strategy its
+     * state is released only after the retention (CHANGES has emitted
+     * every row already). */
     while (closed < a->nwins && rc == VELO_OK &&
-           a->wins[closed]->ws + a->size_us <= a->wm) {
+           held_until(a, a->wins[closed]->ws) <= a->wm) {
         rc = close_table(op, a->wins[closed]);
         gtable_release(a, a->wins[closed]);
         closed++;
@@ -688,6 +829,10 @@ static void agg_destroy(struct velo_op *op)
     velo_arena_destroy(a->eval_arena);
     free(a->hashes);
     free(a->wst);
+    free(a->wmr);
+    free(a->it_rows);
+    free(a->it_ws);
+    free(a->it_hash);
     free(a->valid);
     free(a->seg_rows);
     free(a->f_rows);
@@ -754,13 +899,30 @@ static void agg_explain(const struct velo_op *op, char *buf, size_t len)
     if (a->windowed) {
         char iv[64];
         format_interval(a->size_us, iv, sizeof(iv));
-        PUT("; window: TUMBLING %s", iv);
+        PUT("; window: %s %s",
+            a->kind == VELO_WINDOW_HOPPING ? "HOPPING" : "TUMBLING", iv);
+        if (a->kind == VELO_WINDOW_HOPPING) {
+            format_interval(a->step_us, iv, sizeof(iv));
+            PUT(" advancing %s", iv);
+        }
         if (a->time_expr != NULL) {
             char e[128];
             velo_expr_format(a->time_expr, NULL, e, sizeof(e));
             PUT(" on %s", a->time_expr->text != NULL ? a->time_expr->text : e);
         } else {
             PUT(" on %s", VELO_COL_TIMESTAMP);
+        }
+        if (a->grace_us > 0) {
+            format_interval(a->grace_us, iv, sizeof(iv));
+            PUT("; grace %s", iv);
+        }
+        if (a->ooo_us > 0) {
+            format_interval(a->ooo_us, iv, sizeof(iv));
+            PUT("; watermark: highest event time - %s", iv);
+        }
+        if (a->late_update) {
+            format_interval(a->retain_us, iv, sizeof(iv));
+            PUT("; late rows update windows held %s after closing", iv);
         }
     }
     if (a->emit == VELO_EMIT_FINAL) {
@@ -855,16 +1017,34 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     }
     a->cap = env->batch_cap ? env->batch_cap : VELO_BATCH_ROWS;
     a->emit = emit;
-    a->windowed = window != NULL && window->kind == VELO_WINDOW_TUMBLING;
+    a->windowed = window != NULL && (window->kind == VELO_WINDOW_TUMBLING ||
+                                     window->kind == VELO_WINDOW_HOPPING);
     if (window != NULL && window->kind != VELO_WINDOW_NONE &&
-        window->kind != VELO_WINDOW_TUMBLING) {
+        !a->windowed) {
         goto fail;
     }
     if (a->windowed) {
+        a->kind = window->kind;
         a->size_us = window->size_us;
-        if (a->size_us <= 0) {
+        a->step_us = window->kind == VELO_WINDOW_HOPPING ? window->advance_us
+                                                         : window->size_us;
+        a->grace_us = window->grace_us;
+        a->ooo_us = window->max_ooo_us;
+        a->late_update = window->late_strategy == VELO_LATE_UPDATE;
+        if (a->size_us <= 0 || a->step_us <= 0 || a->step_us > a->size_us ||
+            a->grace_us < 0 || a->ooo_us < 0 ||
+            (window->late_strategy != VELO_LATE_DROP &&
+             window->late_strategy != VELO_LATE_UPDATE) ||
+            (a->late_update && emit != VELO_EMIT_CHANGES)) {
             goto fail;
         }
+        /* Updates reach a closed window for as long as rows within the
+         * allowed disorder or grace can still arrive for it. */
+        a->retain_us = a->late_update ? (a->grace_us > a->ooo_us
+                                             ? a->grace_us
+                                             : a->ooo_us)
+                                      : 0;
+        a->hops = (size_t)((a->size_us + a->step_us - 1) / a->step_us);
         if (a->time_expr == NULL) {
             a->ts_col = velo_schema_find(in, VELO_COL_TIMESTAMP);
             if (a->ts_col < 0 ||
@@ -1002,6 +1182,10 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     a->eval_arena = velo_arena_create(16 * 1024);
     a->hashes = calloc(a->cap, sizeof(*a->hashes));
     a->wst = calloc(a->cap, sizeof(*a->wst));
+    a->wmr = calloc(a->cap, sizeof(*a->wmr));
+    a->it_rows = calloc(a->cap, sizeof(*a->it_rows));
+    a->it_ws = calloc(a->cap, sizeof(*a->it_ws));
+    a->it_hash = calloc(a->cap, sizeof(*a->it_hash));
     a->valid = calloc(a->cap, sizeof(uint16_t));
     a->seg_rows = calloc(a->cap, sizeof(uint16_t));
     a->f_rows = calloc(a->cap, sizeof(uint16_t));
@@ -1010,6 +1194,8 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     a->f_gid = calloc(a->cap, sizeof(uint32_t));
     a->out = velo_batch_create(out, a->cap);
     if (a->eval_arena == NULL || a->hashes == NULL || a->wst == NULL ||
+        a->wmr == NULL || a->it_rows == NULL || a->it_ws == NULL ||
+        a->it_hash == NULL ||
         a->valid == NULL || a->seg_rows == NULL || a->f_rows == NULL ||
         a->tmp_rows == NULL || a->seg_gid == NULL || a->f_gid == NULL ||
         a->out == NULL || velo_eval_ctx_init(&a->ctx, a->cap, 1) != VELO_OK ||

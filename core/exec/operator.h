@@ -52,6 +52,8 @@ struct velo_op_stats {
     uint64_t batches_in;
     size_t state_rows;  /* groups, open windows' groups, buffered rows */
     size_t state_bytes; /* memory held for state */
+    /* Late rows kept by the update strategy (also in rows_late). */
+    uint64_t rows_late_updated;
 };
 
 struct velo_op_ops {
@@ -107,7 +109,18 @@ struct velo_op *velo_op_project(const struct velo_exec_env *env,
                                 const char *const *names,
                                 const uint8_t *hidden, size_t n);
 
-enum velo_window_kind { VELO_WINDOW_NONE = 0, VELO_WINDOW_TUMBLING = 1 };
+enum velo_window_kind {
+    VELO_WINDOW_NONE = 0,
+    VELO_WINDOW_TUMBLING = 1,
+    VELO_WINDOW_HOPPING = 2 /* size, advance; SLIDING is the same */
+};
+
+/* What happens to a row whose window has closed. */
+enum velo_late_strategy {
+    VELO_LATE_DROP = 0,  /* counted, reported through on_late_row */
+    VELO_LATE_UPDATE = 1 /* EMIT CHANGES: added to its window while the
+                            window's state is still held, re-emitted */
+};
 enum velo_emit_mode { VELO_EMIT_CHANGES = 0, VELO_EMIT_FINAL = 1 };
 
 struct velo_window_spec {
@@ -116,6 +129,11 @@ struct velo_window_spec {
     /* Event time of a row: a TIMESTAMP expression over the input, or NULL
      * for the input's "_timestamp" column. */
     struct velo_expr *time;
+    /* Appended (SQL engine II); zero keeps the behaviour of before. */
+    int64_t advance_us;    /* HOPPING: a window starts every advance_us */
+    int64_t grace_us;      /* GRACE: windows close at end + grace */
+    int64_t max_ooo_us;    /* watermark = highest event time - this */
+    int late_strategy;     /* enum velo_late_strategy */
 };
 
 struct velo_agg_call {

@@ -270,13 +270,16 @@ struct ast_from {
     struct sql_ident alias; /* name NULL when none */
 };
 
-enum { WIN_NONE = 0, WIN_TUMBLING = 1 };
+enum { WIN_NONE = 0, WIN_TUMBLING = 1, WIN_HOPPING = 2 };
 
 struct ast_window {
     int kind;
-    struct ast_expr *time; /* NULL: _timestamp */
-    struct ast_expr *size; /* INTERVAL, duration or string */
+    struct ast_expr *time;    /* NULL: _timestamp */
+    struct ast_expr *size;    /* INTERVAL, duration or string */
+    struct ast_expr *advance; /* HOPPING/SLIDING: the second interval */
+    struct ast_expr *grace;   /* GRACE INTERVAL ..., or NULL */
     struct sql_pos pos;
+    struct sql_pos grace_pos; /* the whole GRACE clause */
 };
 
 struct ast_item {

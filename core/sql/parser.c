@@ -1590,12 +1590,45 @@ static int dup_clause(struct parser *p, const char *what)
 
 static int parse_window(struct parser *p, struct ast_query *q, size_t start)
 {
-    if (is_kw(p, KW_HOPPING) || is_kw(p, KW_SESSION)) {
+    if (is_kw(p, KW_SESSION)) {
         unsupported(p, tok_pos(cur(p)), "V5016",
-                    "use WINDOW TUMBLING(INTERVAL '5' MINUTE)",
-                    is_kw(p, KW_HOPPING) ? "a HOPPING window"
-                                         : "a SESSION window");
+                    "use WINDOW TUMBLING(INTERVAL '5' MINUTE) or "
+                    "HOPPING(INTERVAL '10' SECOND, INTERVAL '2' SECOND)",
+                    "a SESSION window");
         return VELO_ERR;
+    }
+    if (is_kw(p, KW_HOPPING) || is_kw(p, KW_SLIDING)) {
+        /* HOPPING([time,] size, advance); SLIDING is the same window. */
+        size_t kw_at = p->i;
+        advance(p);
+        expect(p, TK_LPAREN);
+        if (p->failed) {
+            return VELO_ERR;
+        }
+        q->window.kind = WIN_HOPPING;
+        struct ast_expr *x[3] = {NULL, NULL, NULL};
+        size_t nx = 0;
+        do {
+            x[nx] = parse_expr(p);
+            if (x[nx++] == NULL) {
+                return VELO_ERR;
+            }
+        } while (nx < 3 && accept(p, TK_COMMA));
+        if (nx < 2) {
+            /* No advance: there is no sensible default for it. */
+            unsupported(p, tok_pos(&p->toks[kw_at]), "V5016",
+                        "name the advance too: HOPPING(INTERVAL '10' "
+                        "SECOND, INTERVAL '2' SECOND), or use "
+                        "TUMBLING(INTERVAL '10' SECOND)",
+                        "a HOPPING window without an advance");
+            return VELO_ERR;
+        }
+        q->window.time = nx == 3 ? x[0] : NULL;
+        q->window.size = x[nx - 2];
+        q->window.advance = x[nx - 1];
+        expect(p, TK_RPAREN);
+        q->window.pos = span(p, start);
+        return p->failed ? VELO_ERR : VELO_OK;
     }
     expect_kw(p, KW_TUMBLING);
     expect(p, TK_LPAREN);
@@ -1707,7 +1740,8 @@ static struct ast_query *parse_query(struct parser *p)
             q->ngroup = g.n;
             q->group_pos = span(p, cstart);
         } else if (at_kw(p, KW_WINDOW) || at_kw(p, KW_TUMBLING) ||
-                   is_kw(p, KW_HOPPING) || is_kw(p, KW_SESSION)) {
+                   is_kw(p, KW_HOPPING) || is_kw(p, KW_SLIDING) ||
+                   is_kw(p, KW_SESSION)) {
             if (seen_window++) {
                 dup_clause(p, "WINDOW");
                 return NULL;
@@ -1716,6 +1750,26 @@ static struct ast_query *parse_query(struct parser *p)
             if (parse_window(p, q, cstart) != VELO_OK) {
                 return NULL;
             }
+        } else if (is_kw(p, KW_GRACE)) {
+            /* GRACE [PERIOD] INTERVAL '10' SECOND: checked against the
+             * window by the planner. Not offered in "expected" lists:
+             * it only follows a window. */
+            advance(p);
+            if (q->window.grace != NULL) {
+                p->i = cstart;
+                dup_clause(p, "GRACE");
+                return NULL;
+            }
+            if (is_kw(p, KW_NONE) && cur(p)->type == TK_IDENT &&
+                cur(p)->len == 6 &&
+                strncasecmp(p->t->text + cur(p)->off, "PERIOD", 6) == 0) {
+                advance(p);
+            }
+            q->window.grace = parse_expr(p);
+            if (q->window.grace == NULL) {
+                return NULL;
+            }
+            q->window.grace_pos = span(p, cstart);
         } else if (accept_kw(p, KW_HAVING)) {
             if (seen_having++) {
                 p->i = cstart;

@@ -44,6 +44,10 @@ struct cat_entry {
     int readers;
     int has_sink;
     int failed; /* its statement had errors: do not report again */
+    /* A declared source: the properties of its CREATE STREAM, for the
+     * event time and watermark settings its readers apply. */
+    const struct ast_prop *decl_props;
+    size_t ndecl_props;
 };
 
 struct planner {
@@ -72,6 +76,7 @@ struct input {
     int changelog; /* a table, or an EMIT CHANGES stream */
     const char *qual;
     const char *alias;
+    const struct cat_entry *cat;
 };
 
 /* What a planned query hands its statement. */
@@ -254,7 +259,11 @@ static void canon_schema(struct sql_buf *o, const struct velo_schema *s)
 
 static const char *const engine_keys[] = {
     "type",       "format",   "csv.delimiter",    "csv.quote",
-    "csv.header", "csv.null", "record.max_bytes", "schema"};
+    "csv.header", "csv.null", "record.max_bytes", "schema",
+    /* Event time and watermarks (read by the queries of a source) and a
+     * job's late-data policy (read by its aggregation). */
+    "event.time.field", "event.time.format",
+    "watermark.max_out_of_orderness", "late.data.strategy"};
 #define N_ENGINE_KEYS (sizeof(engine_keys) / sizeof(*engine_keys))
 
 static int is_engine_key(const char *k)
@@ -1150,6 +1159,7 @@ static int resolve_from(struct planner *pl, const struct ast_stmt *st,
         return VELO_ERR;
     }
     c->readers++;
+    in->cat = c;
     in->op = c->out;
     in->schema = c->schema;
     in->bounded = c->bounded;
@@ -1400,6 +1410,258 @@ static int64_t window_size(struct planner *pl, const struct ast_expr *e)
     return us;
 }
 
+/* An interval of a window clause (size, advance, grace) in microseconds;
+ * zero is allowed for GRACE only. @return -1 after reporting. */
+static int64_t window_interval(struct planner *pl, const struct ast_expr *e,
+                               const char *what, int zero_ok)
+{
+    int64_t us = -1;
+    int rc = VELO_ERR;
+    if (e->kind == AX_INTERVAL) {
+        rc = interval_parse(e->text, e->name, &us);
+    } else if (e->kind == AX_DURATION || e->kind == AX_STRING) {
+        rc = interval_parse(e->text, NULL, &us);
+    }
+    if (rc == -2) {
+        perr(pl, e->pos, "V5020",
+             "months and years have no fixed length; write days",
+             "a %s cannot be in months or years", what);
+        return -1;
+    }
+    if (rc != VELO_OK) {
+        char hint[120];
+        snprintf(hint, sizeof(hint),
+                 "write the %s as INTERVAL '5' MINUTE, '5 minutes' or 5m",
+                 what);
+        perr(pl, e->pos, "V5020", hint, "invalid %s", what);
+        return -1;
+    }
+    if (us < 0 || (us == 0 && !zero_ok)) {
+        perr(pl, e->pos, "V5020",
+             zero_ok ? "a grace period is 0 or more"
+                     : "a window lasts a positive time",
+             "%s must be %s", what,
+             zero_ok ? "0 or more" : "greater than zero");
+        return -1;
+    }
+    return us;
+}
+
+/* A property of the query's input: set in this statement on the source's
+ * name or alias, or on the CREATE STREAM that declared it. */
+static const struct ast_prop *input_prop(const struct stmt_props *sp,
+                                         const struct input *in,
+                                         const char *key)
+{
+    const struct ast_prop *p = find_prop(sp, in->qual, key);
+    if (p == NULL && in->alias != NULL) {
+        p = find_prop(sp, in->alias, key);
+    }
+    if (p == NULL && in->cat != NULL && in->cat->decl_props != NULL) {
+        struct stmt_props d = {in->cat->decl_props, in->cat->ndecl_props};
+        p = find_prop(&d, in->qual, key);
+    }
+    return p;
+}
+
+/* A duration property ('5s', '500ms', '2 minutes') of 0 or more. */
+static int prop_duration(struct planner *pl, const struct ast_prop *p,
+                         int64_t *us)
+{
+    if (interval_parse(p->value, NULL, us) != VELO_OK || *us < 0) {
+        perr(pl, p->value_pos, "V6005",
+             "write a duration such as '5s', '500ms' or '2 minutes'",
+             "'%s' must be a duration of 0 or more, not '%s'", p->key,
+             p->value);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+/* FROM_UNIXTIME(x) for epoch seconds, resolved like a call in SQL. */
+static struct velo_expr *call1(struct planner *pl, const char *name,
+                               struct velo_expr *x)
+{
+    struct velo_datatype cast = {0};
+    int known = 0;
+    const struct velo_func *f = velo_funcs_resolve(pl->env->funcs, name,
+                                                   &x->type, 1, &cast,
+                                                   &known);
+    if (f == NULL) {
+        velo_expr_free(x);
+        return NULL;
+    }
+    if (cast.id != VELO_TYPE_NULL) {
+        x = cast_to(x, cast);
+        if (x == NULL) {
+            return NULL;
+        }
+    }
+    struct velo_expr *c = velo_expr_new(VELO_EXPR_CALL, f->ret, 1);
+    if (c == NULL) {
+        velo_expr_free(x);
+        return NULL;
+    }
+    c->args[0] = x;
+    c->u.call = f;
+    struct velo_datatype at = x->type;
+    c->type = f->ret_type != NULL ? f->ret_type(&at, 1) : f->ret;
+    return c;
+}
+
+/*
+ * '<src>.event.time.field' (and '.event.time.format'): a Project in front
+ * of the query that sets _timestamp from the column, so windows, the
+ * watermark and later statements see the event time. Formats: iso8601
+ * (text, the default for a STRING column), epoch_millis (the default for
+ * an integer), epoch_seconds; a TIMESTAMP column is taken as it is.
+ * @return VELO_OK (also when there is nothing to do) or VELO_ERR.
+ */
+static int plan_event_time(struct planner *pl, const struct stmt_props *sp,
+                           const struct input *in, struct velo_op **cur,
+                           const struct velo_schema **cur_schema)
+{
+    const struct ast_prop *fp = input_prop(sp, in, "event.time.field");
+    const struct ast_prop *mp = input_prop(sp, in, "event.time.format");
+    if (fp == NULL) {
+        if (mp != NULL) {
+            char hint[200];
+            snprintf(hint, sizeof(hint),
+                     "name the column too: '%s.event.time.field'='ts'",
+                     in->qual);
+            perr(pl, mp->key_pos, "V6013", hint,
+                 "'%s' needs an event time field", mp->key);
+            return VELO_ERR;
+        }
+        return VELO_OK;
+    }
+    const struct velo_schema *s = *cur_schema;
+    int col = velo_schema_find(s, fp->value);
+    int ts = velo_schema_find(s, VELO_COL_TIMESTAMP);
+    if (col < 0 || s->fields[col].hidden) {
+        struct sql_buf h = {0};
+        sql_buf_puts(&h, "columns: ");
+        schema_names(s, &h, 0);
+        perr(pl, fp->value_pos, "V6013", h.data,
+             "event time field '%s' is not a column of '%s'", fp->value,
+             in->qual);
+        sql_buf_free(&h);
+        return VELO_ERR;
+    }
+    if (ts < 0) {
+        perr(pl, fp->key_pos, "V6013", NULL,
+             "'%s' has no _timestamp to set", in->qual);
+        return VELO_ERR;
+    }
+    struct velo_datatype t = s->fields[col].type;
+    int is_int = t.id == VELO_TYPE_INTEGER || t.id == VELO_TYPE_BIGINT;
+    const char *fmt = mp != NULL ? mp->value
+                      : t.id == VELO_TYPE_STRING ? "iso8601"
+                      : is_int                   ? "epoch_millis"
+                                                 : "";
+    int ok;
+    if (strcasecmp(fmt, "iso8601") == 0) {
+        ok = t.id == VELO_TYPE_STRING || t.id == VELO_TYPE_TIMESTAMP ||
+             t.id == VELO_TYPE_DATE;
+    } else if (strcasecmp(fmt, "epoch_millis") == 0 ||
+               strcasecmp(fmt, "epoch_seconds") == 0) {
+        ok = is_int || t.id == VELO_TYPE_STRING ||
+             (t.id == VELO_TYPE_DOUBLE &&
+              strcasecmp(fmt, "epoch_seconds") == 0);
+    } else if (mp != NULL) {
+        perr(pl, mp->value_pos, "V6013",
+             "formats are iso8601, epoch_millis and epoch_seconds",
+             "unknown event time format '%s'", mp->value);
+        return VELO_ERR;
+    } else {
+        ok = t.id == VELO_TYPE_TIMESTAMP || t.id == VELO_TYPE_DATE;
+    }
+    if (!ok) {
+        char tb[40];
+        perr(pl, (mp != NULL ? mp : fp)->value_pos, "V6013",
+             "iso8601 reads text or a TIMESTAMP, epoch_millis and "
+             "epoch_seconds read integers",
+             "event time field '%s' is %s, which the format '%s' cannot "
+             "read",
+             fp->value, type_name(t, tb, sizeof(tb)),
+             fmt[0] ? fmt : "(none)");
+        return VELO_ERR;
+    }
+    if (in->needed != NULL) {
+        in->needed[col] = 1;
+        in->needed[ts] = 1;
+    }
+    struct velo_expr **ex = calloc(s->n, sizeof(*ex));
+    const char **names = calloc(s->n, sizeof(*names));
+    uint8_t *hidden = calloc(s->n, 1);
+    int rc = VELO_ERR;
+    if (ex == NULL || names == NULL || hidden == NULL) {
+        goto out;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        names[i] = s->fields[i].name;
+        hidden[i] = s->fields[i].hidden;
+        ex[i] = velo_expr_new(VELO_EXPR_COLUMN, s->fields[i].type, 0);
+        if (ex[i] == NULL) {
+            goto out;
+        }
+        ex[i]->u.column = (int)i;
+    }
+    struct velo_expr *x = ex[col];
+    ex[col] = velo_expr_new(VELO_EXPR_COLUMN, t, 0);
+    if (ex[col] == NULL) {
+        ex[col] = x;
+        goto out;
+    }
+    ex[col]->u.column = col;
+    if (strcasecmp(fmt, "epoch_seconds") == 0) {
+        if (t.id != VELO_TYPE_DOUBLE) {
+            x = cast_to(x, velo_type_of(VELO_TYPE_BIGINT));
+        }
+        x = x != NULL ? call1(pl, "FROM_UNIXTIME", x) : NULL;
+    } else if (strcasecmp(fmt, "epoch_millis") == 0) {
+        /* BIGINT -> TIMESTAMP counts milliseconds. */
+        x = cast_to(x, velo_type_of(VELO_TYPE_BIGINT));
+        x = x != NULL ? cast_to(x, velo_type_of(VELO_TYPE_TIMESTAMP)) : NULL;
+    } else {
+        x = cast_to(x, velo_type_of(VELO_TYPE_TIMESTAMP));
+    }
+    if (x == NULL) {
+        goto out;
+    }
+    velo_expr_free(ex[ts]);
+    ex[ts] = x;
+    struct velo_op *op = add_op(pl, velo_op_project(pl->env->exec, s, ex,
+                                                    names, hidden, s->n),
+                                "Project", fp->key_pos);
+    for (size_t i = 0; i < s->n; i++) {
+        ex[i] = NULL; /* the operator owns them, built or not */
+    }
+    if (op == NULL || connect_ops(pl, *cur, op, fp->key_pos) != VELO_OK) {
+        goto out;
+    }
+    char det[300];
+    snprintf(det, sizeof(det), "_timestamp = %s (%s)", fp->value,
+             fmt[0] ? fmt : "TIMESTAMP");
+    add_node(pl, PN_OP, op, "Project (event time)", det, NULL, 0,
+             op->out_schema);
+    sql_buf_printf(&pl->canon, "EVENTTIME %s %s\n", fp->value, fmt);
+    *cur = op;
+    *cur_schema = op->out_schema;
+    rc = VELO_OK;
+out:
+    if (rc != VELO_OK && pl->diags->errors == 0) {
+        oom(pl, fp->key_pos);
+    }
+    for (size_t i = 0; ex != NULL && i < s->n; i++) {
+        velo_expr_free(ex[i]);
+    }
+    free(ex);
+    free(names);
+    free(hidden);
+    return rc;
+}
+
 /* The item a GROUP BY ordinal or alias stands for, else g itself. */
 static const struct ast_expr *group_target(struct planner *pl,
                                            const struct ast_query *q,
@@ -1473,6 +1735,10 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
     size_t errors0 = pl->diags->errors;
     struct velo_op *cur = in.op;
     const struct velo_schema *cur_schema = in.schema;
+    if (plan_event_time(pl, sp, &in, &cur, &cur_schema) != VELO_OK) {
+        return VELO_ERR;
+    }
+    b.in.schema = cur_schema;
     out->bounded = in.bounded;
     /* Rows read from a table or a changelog keep their marks. */
     out->changelog = in.changelog;
@@ -1518,6 +1784,12 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
              "SELECT DISTINCT together with GROUP BY or aggregates is not "
              "supported yet");
         return VELO_ERR;
+    }
+    if (q->window.grace != NULL && q->window.kind == WIN_NONE) {
+        perr(pl, q->window.grace_pos, "V5031",
+             "GRACE follows a window: WINDOW TUMBLING(INTERVAL '1' MINUTE) "
+             "GRACE INTERVAL '10' SECOND",
+             "GRACE without a window");
     }
     if (!is_agg && q->emit == VELO_EMIT_FINAL) {
         perr(pl, q->emit_pos, "V5014",
@@ -1646,9 +1918,73 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
         }
         /* The window. */
         if (q->window.kind != WIN_NONE) {
-            win.kind = VELO_WINDOW_TUMBLING;
+            win.kind = q->window.kind == WIN_HOPPING ? VELO_WINDOW_HOPPING
+                                                     : VELO_WINDOW_TUMBLING;
+            if (win.kind == VELO_WINDOW_HOPPING && q->window.time == NULL &&
+                q->window.size->kind == AX_NAME) {
+                /* HOPPING(ts, size): a time column and no advance. */
+                perr(pl, q->window.pos, "V5016",
+                     "name the advance too: HOPPING(ts, INTERVAL '10' "
+                     "SECOND, INTERVAL '2' SECOND)",
+                     "a HOPPING window without an advance is not "
+                     "supported yet");
+                goto done;
+            }
             win.size_us = q->window.size ? window_size(pl, q->window.size)
                                          : -1;
+            if (q->window.advance != NULL) {
+                win.advance_us = window_interval(pl, q->window.advance,
+                                                 "window advance", 0);
+                if (win.advance_us > 0 && win.size_us > 0 &&
+                    win.advance_us > win.size_us) {
+                    perr(pl, q->window.advance->pos, "V5030",
+                         "HOPPING(size, advance): a window starts every "
+                         "advance, which is at most the size (equal is a "
+                         "tumbling window)",
+                         "the window advance is longer than its size, so "
+                         "some rows would be in no window");
+                }
+            }
+            if (q->window.grace != NULL) {
+                win.grace_us = window_interval(pl, q->window.grace,
+                                               "grace period", 1);
+            }
+            const struct ast_prop *wp =
+                input_prop(sp, &in, "watermark.max_out_of_orderness");
+            if (wp != NULL) {
+                prop_duration(pl, wp, &win.max_ooo_us);
+            }
+            const struct ast_prop *lp = NULL;
+            if (st->name.name != NULL) {
+                lp = find_prop(sp, st->name.name, "late.data.strategy");
+            }
+            if (lp == NULL) {
+                lp = input_prop(sp, &in, "late.data.strategy");
+            }
+            if (lp == NULL) {
+                win.late_strategy = VELO_LATE_DROP;
+            } else if (strcasecmp(lp->value, "drop") == 0) {
+                win.late_strategy = VELO_LATE_DROP;
+            } else if (strcasecmp(lp->value, "update") == 0) {
+                win.late_strategy = VELO_LATE_UPDATE;
+                if (q->emit != VELO_EMIT_CHANGES) {
+                    perr(pl, lp->value_pos, "V5032",
+                         "add EMIT CHANGES: late rows then update the "
+                         "window's row; EMIT FINAL rows are final",
+                         "late data strategy 'update' needs EMIT CHANGES");
+                }
+            } else if (strcasecmp(lp->value, "dead_letter") == 0) {
+                perr(pl, lp->value_pos, "V5016",
+                     "use 'drop' (late rows are counted and logged) or "
+                     "'update' with EMIT CHANGES",
+                     "late data strategy 'dead_letter' is not supported "
+                     "yet");
+            } else {
+                perr(pl, lp->value_pos, "V6005",
+                     "write 'drop' or 'update'",
+                     "'%s' must be drop or update, not '%s'", lp->key,
+                     lp->value);
+            }
             if (q->window.time != NULL) {
                 b.no_agg = "WINDOW";
                 struct velo_expr *t = bind_expr(&b, q->window.time);
@@ -1877,8 +2213,34 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
             char *tt = q->window.time ? span_text(pl->t, q->window.time->pos)
                                       : strdup(VELO_COL_TIMESTAMP);
             char *sz = span_text(pl->t, q->window.size->pos);
-            sql_buf_printf(&det, "; window: TUMBLING(%s) on %s",
-                           sz ? sz : "?", tt ? tt : "?");
+            if (win.kind == VELO_WINDOW_HOPPING) {
+                char *ad = span_text(pl->t, q->window.advance->pos);
+                sql_buf_printf(&det, "; window: HOPPING(%s, %s) on %s",
+                               sz ? sz : "?", ad ? ad : "?", tt ? tt : "?");
+                free(ad);
+            } else {
+                sql_buf_printf(&det, "; window: TUMBLING(%s) on %s",
+                               sz ? sz : "?", tt ? tt : "?");
+            }
+            if (q->window.grace != NULL) {
+                char *gr = span_text(pl->t, q->window.grace->pos);
+                sql_buf_printf(&det, "; grace %s", gr ? gr : "?");
+                free(gr);
+            }
+            if (win.max_ooo_us > 0) {
+                sql_buf_printf(&det, "; out-of-orderness %" PRId64 " ms",
+                               win.max_ooo_us / 1000);
+            }
+            if (win.late_strategy == VELO_LATE_UPDATE) {
+                sql_buf_puts(&det, "; late rows update held windows");
+            }
+            if (win.kind != VELO_WINDOW_TUMBLING || win.grace_us != 0 ||
+                win.max_ooo_us != 0 || win.late_strategy != 0) {
+                sql_buf_printf(&pl->canon, " window2=%d/%" PRId64 "/%" PRId64
+                                           "/%" PRId64 "/%d",
+                               win.kind, win.advance_us, win.grace_us,
+                               win.max_ooo_us, win.late_strategy);
+            }
             sql_buf_printf(&pl->canon, " window=%" PRId64 " on ",
                            win.size_us);
             if (win.time != NULL) {
@@ -2406,6 +2768,8 @@ static int plan_create_source(struct planner *pl, const struct ast_stmt *st,
     if (c == NULL) {
         return VELO_ERR;
     }
+    c->decl_props = sp->p;
+    c->ndecl_props = sp->n;
     struct sql_buf l = {0};
     source_label(pl, c->source, &l);
     add_node(pl, PN_SOURCE, NULL, l.data, "declared columns", NULL, c->source,

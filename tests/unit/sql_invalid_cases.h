@@ -352,6 +352,57 @@ static const struct sql_invalid_case sql_invalid_cases[] = {
     {"V3002",
      "SELECT * FROM stdout",
      "unknown source", 1, 15},
+    /* SQL engine II: windows, watermarks, late data, event time. */
+    {"V5020",
+     "SELECT COUNT(*) FROM 'file://trades.csv' WINDOW HOPPING(ts, INTERVAL '"
+     "10' SECOND, 'soon')",
+     "invalid window advance", 1, 83},
+    {"V5030",
+     "SELECT COUNT(*) FROM 'file://trades.csv' WINDOW HOPPING(ts, INTERVAL '"
+     "10' SECOND, INTERVAL '1' MINUTE)",
+     "longer than its size", 1, 83},
+    {"V5016",
+     "SELECT COUNT(*) FROM 'file://trades.csv' WINDOW HOPPING(ts, INTERVAL '"
+     "10' SECOND)",
+     "without an advance", 1, 42},
+    {"V5031",
+     "SELECT symbol, COUNT(*) FROM 'file://trades.csv' GROUP BY symbol GRACE"
+     " INTERVAL '5' SECOND",
+     "GRACE without a window", 1, 66},
+    {"V5020",
+     "SELECT COUNT(*) FROM 'file://trades.csv' WINDOW TUMBLING(ts, INTERVAL "
+     "'1' MINUTE) GRACE INTERVAL '-5' SECOND",
+     "0 or more", 1, 89},
+    {"V5032",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(ts, INTE"
+     "RVAL '1' MINUTE) WITH ('t.late.data.strategy'='update')",
+     "needs EMIT CHANGES", 1, 117},
+    {"V5016",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(ts, INTE"
+     "RVAL '1' MINUTE) WITH ('t.late.data.strategy'='dead_letter')",
+     "not supported yet", 1, 117},
+    {"V6005",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(ts, INTE"
+     "RVAL '1' MINUTE) WITH ('t.late.data.strategy'='keep')",
+     "drop or update", 1, 117},
+    {"V6005",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(INTERVAL"
+     " '1' MINUTE) WITH ('t.watermark.max_out_of_orderness'='soon')",
+     "duration", 1, 125},
+    {"V6013",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(INTERVAL"
+     " '1' MINUTE) WITH ('t.event.time.field'='tss')",
+     "not a column", 1, 111},
+    {"V6013",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(INTERVAL"
+     " '1' MINUTE) WITH ('t.event.time.field'='price', 't.event.time.format"
+     "'='epoch_millis')",
+     "cannot read", 1, 142},
+    {"V6013",
+     "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(INTERVAL"
+     " '1' MINUTE) WITH ('t.event.time.field'='ts', 't.event.time.format'='r"
+     "fc2822')",
+     "unknown event time format", 1, 139},
 };
 
 #endif /* VELO_TEST_SQL_INVALID_CASES_H */

@@ -129,8 +129,8 @@ static void trades_rig(struct rig *r, size_t cap, const char **aggnames,
         calls[i] = mkagg(r->in, aggnames[i], aggargs[i], NULL, NULL, 0,
                          aggnames[i]);
     }
-    struct velo_window_spec w = {VELO_WINDOW_TUMBLING, window_sec * SEC,
-                                 NULL};
+    struct velo_window_spec w = {.kind = VELO_WINDOW_TUMBLING,
+                                 .size_us = window_sec * SEC};
     r->op = velo_op_aggregate(&r->x.env, r->in, with_key ? keys : NULL,
                               with_key ? knames : NULL, with_key ? 1 : 0,
                               calls, naggs, window_sec > 0 ? &w : NULL, emit);
@@ -337,8 +337,9 @@ static void test_window_time_expr(void)
     xenv_init(&x, funcs, 8);
     struct velo_schema *s = xschema("t:BIGINT;v:BIGINT");
     struct velo_agg_call c = mkagg(s, "SUM", "$1", NULL, NULL, 0, "total");
-    struct velo_window_spec w = {VELO_WINDOW_TUMBLING, 60 * SEC,
-                                 xparse(funcs, s, "(CAST $0 TIMESTAMP)")};
+    struct velo_window_spec w = {
+        .kind = VELO_WINDOW_TUMBLING, .size_us = 60 * SEC,
+        .time = xparse(funcs, s, "(CAST $0 TIMESTAMP)")};
     struct velo_op *op = velo_op_aggregate(&x.env, s, NULL, NULL, 0, &c, 1,
                                            &w, VELO_EMIT_FINAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
@@ -371,7 +372,8 @@ static void test_window_time_expr(void)
     /* A window without a time column or expression is refused. */
     struct velo_schema *s2 = xschema("v:BIGINT");
     struct velo_agg_call c2 = mkagg(s2, "COUNT", NULL, NULL, NULL, 0, "n");
-    struct velo_window_spec w2 = {VELO_WINDOW_TUMBLING, SEC, NULL};
+    struct velo_window_spec w2 = {.kind = VELO_WINDOW_TUMBLING,
+                                  .size_us = SEC};
     CU_ASSERT_PTR_NULL(velo_op_aggregate(&x.env, s2, NULL, NULL, 0, &c2, 1,
                                          &w2, VELO_EMIT_FINAL));
     velo_schema_destroy(s2);
@@ -579,7 +581,8 @@ static void test_window_memory_released(void)
     };
     struct velo_expr *keys[] = {xparse(funcs, s, "$0")};
     const char *kn[] = {"k"};
-    struct velo_window_spec w = {VELO_WINDOW_TUMBLING, SEC, NULL};
+    struct velo_window_spec w = {.kind = VELO_WINDOW_TUMBLING,
+                                 .size_us = SEC};
     struct velo_op *op = velo_op_aggregate(&x.env, s, keys, kn, 1, calls, 3,
                                            &w, VELO_EMIT_FINAL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(op);
