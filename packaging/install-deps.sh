@@ -18,6 +18,9 @@ TEST_PKGS=(
   prometheus                 # promtool checks the /metrics exposition
   procps psmisc              # ps, kill, fuser for the integration tests
   dpkg-dev file              # cpack -G DEB and checking its result
+  redis-server               # the Redis plugin's tests (started per test)
+  postgresql                 # the PostgreSQL plugin's tests (initdb per test)
+  kcat                       # an independent Kafka client for the Kafka tests
 )
 
 BENCH_PKGS=(

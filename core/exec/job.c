@@ -398,6 +398,13 @@ static int job_source_schema(void *arg, const struct velo_plan_source *src,
             return VELO_ERR;
         }
     }
+    if (src->schema != NULL) {
+        /* Declared: the planner keeps its own schema and only asks whether
+         * the source ends; nothing is read, so an empty source is fine. */
+        *out = NULL;
+        *bounded = s->info.bounded;
+        return VELO_OK;
+    }
     const char *sample = "";
     size_t len = 0;
     struct velo_buf tmp = {0};
@@ -1186,6 +1193,9 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
                 break;
             }
             clock_gettime(CLOCK_MONOTONIC, &last_commit);
+        }
+        if (j->opts.on_turn != NULL) {
+            j->opts.on_turn(j->opts.turn_arg, moved == 0);
         }
         if (moved == 0) {
             poll(NULL, 0, JOB_IDLE_POLL_MS);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -14,6 +15,69 @@
 
 /* json_stringn, not json_string: a string of known length, and a symbol
  * no other module of the binary can shadow. */
+/* Diagnostics quote the SQL line, which may hold credentials: a URI's
+ * password (scheme://user:PASSWORD@host) and the values of properties whose
+ * key names a secret ('x.password' = '...', 'x.kafka.sasl.password' = ...).
+ * They are overwritten with '*' in place, so the caret still lines up. */
+static int secret_key(const char *k, size_t n)
+{
+    static const char *const words[] = {"password", "secret", "token"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= n; i++) {
+            if (strncasecmp(k + i, words[w], wl) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void mask_secrets(char *line)
+{
+    /* scheme://user:password@host */
+    for (char *p = strstr(line, "://"); p != NULL; p = strstr(p, "://")) {
+        p += 3;
+        size_t end = strcspn(p, "/?'\" \t");
+        char *at = memchr(p, '@', end);
+        if (at != NULL) {
+            char *colon = memchr(p, ':', (size_t)(at - p));
+            if (colon != NULL) {
+                memset(colon + 1, '*', (size_t)(at - colon - 1));
+            }
+        }
+    }
+    /* 'key...password' = 'value' */
+    for (char *q = strchr(line, '\''); q != NULL;) {
+        char *qe = strchr(q + 1, '\'');
+        if (qe == NULL) {
+            break;
+        }
+        char *next = qe + 1;
+        if (secret_key(q + 1, (size_t)(qe - q - 1))) {
+            char *v = qe + 1;
+            while (*v == ' ' || *v == '\t') {
+                v++;
+            }
+            if (*v == '=') {
+                v++;
+                while (*v == ' ' || *v == '\t') {
+                    v++;
+                }
+                if (*v == '\'') {
+                    char *ve = strchr(v + 1, '\'');
+                    if (ve == NULL) {
+                        ve = v + 1 + strlen(v + 1);
+                    }
+                    memset(v + 1, '*', (size_t)(ve - v - 1));
+                    next = *ve != '\0' ? ve + 1 : ve;
+                }
+            }
+        }
+        q = strchr(next, '\'');
+    }
+}
+
 static json_t *jstr(const char *s)
 {
     return json_stringn(s, strlen(s));
@@ -81,6 +145,13 @@ static void diag_fill(struct velo_sql_diag *d, const char *code,
     snprintf(d->code, sizeof(d->code), "%s", code);
     d->message = vformat(fmt, ap);
     d->hint = hint != NULL ? strdup(hint) : NULL;
+    /* Messages quote names, and an anonymous source's name is its URI. */
+    if (d->message != NULL) {
+        mask_secrets(d->message);
+    }
+    if (d->hint != NULL) {
+        mask_secrets(d->hint);
+    }
 }
 
 void sql_diag(struct velo_sql_diags *ds, const struct sql_text *t,
@@ -119,6 +190,7 @@ void sql_diag(struct velo_sql_diags *ds, const struct sql_text *t,
                 d->source_line[i] = ' ';
             }
         }
+        mask_secrets(d->source_line);
     }
     /* The underline covers the span's characters on this line. */
     uint32_t end = pos.off + pos.len;

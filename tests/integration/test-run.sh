@@ -38,6 +38,16 @@ check "a missing data file exits 1 naming it" \
   bash -c "test $st = 1 && grep -q '/nonexistent/x.csv' err.txt"
 set -e
 
+# Credentials in the SQL never reach the diagnostics: a URI's password and
+# secret-looking properties are masked (same length, so the caret aligns).
+set +e
+"$VELO_BIN" validate -e "SELECT nope FROM 'file://u:hunter2@$DATA/trades.csv' AS t WITH ('t.password' = 's3cr3t-value')" >sec.txt 2>&1
+set -e
+check "a URI password is masked in diagnostics" \
+  bash -c "! grep -q hunter2 sec.txt && grep -q 'u:\*\*\*\*\*\*\*@' sec.txt"
+check "a password property is masked in diagnostics" \
+  bash -c "! grep -q s3cr3t-value sec.txt"
+
 # validate: every error, text and JSON.
 cat >bad.sql <<SQL
 SELECT symbl, COUNT(*) FROM 'file://$DATA/trades.csv' GROUP BY symbol;
