@@ -29,6 +29,11 @@ struct velo_job_opts {
     int64_t (*now_us)(void); /* NOW() and arrival times; NULL: the clock */
     size_t batch_rows;     /* 0: VELO_BATCH_ROWS */
     int max_reported;      /* bad records/rows logged in full; 0: 10 */
+    /* Called on every turn of the run loop, on the job's thread; idle is
+     * 1 when nothing moved (the loop then sleeps briefly). `velo run
+     * --metrics-port` answers scrapes here. May be NULL. */
+    void (*on_turn)(void *arg, int idle);
+    void *turn_arg;
 };
 
 struct velo_job_stats {
