@@ -44,10 +44,11 @@
 #define JOB_POSITION_MAX (64 * 1024)
 
 struct job_source {
-    char *name;
+    char *name;       /* as the planner names it (may be a URI) */
+    char shown[256];  /* the name for logs: a URI's password masked */
     struct velo_plan_source *ps; /* bound after planning */
     struct velo_instance ins;
-    char label[160];
+    char label[300]; /* "<scheme>:<shown>" for the plugin's log prefix */
     const struct velo_connector_ref *conn;
     void *conn_config;
     struct velo_source_info info;
@@ -149,24 +150,24 @@ static void on_bad_record(void *arg, int64_t position, int64_t line,
         }
         if (line > 0) {
             velo_log_warn("%s: line %lld: bad record skipped: %s: %.*s%s",
-                          s->name, (long long)line, msg, shown, record,
+                          s->shown, (long long)line, msg, shown, record,
                           record_len > 120 ? "..." : "");
         } else {
             velo_log_warn("%s: position %lld: bad record skipped: %s: "
                           "%.*s%s",
-                          s->name, (long long)position, msg, shown, record,
+                          s->shown, (long long)position, msg, shown, record,
                           record_len > 120 ? "..." : "");
         }
     } else if (s->bad_reported == 11) {
         velo_log_warn("%s: more bad records; only the count is reported "
-                      "from now on", s->name);
+                      "from now on", s->shown);
     }
 }
 
 static const char *job_source_name(const struct velo_job *j, int32_t idx)
 {
     if (idx >= 0 && (size_t)idx < j->nsources) {
-        return j->sources[idx].name;
+        return j->sources[idx].shown;
     }
     return "(derived)";
 }
@@ -241,6 +242,7 @@ static struct job_source *add_source(struct velo_job *j, const char *name)
     if (s->name == NULL) {
         return NULL;
     }
+    velo_uri_redact(name, s->shown, sizeof(s->shown));
     s->ts_col = -1;
     s->line = 1;
     j->nsources++;
@@ -281,7 +283,7 @@ static int open_source(struct velo_job *j, struct job_source *s,
         snprintf(redacted, sizeof(redacted), "%s_source", src->conn->name);
     }
     snprintf(s->label, sizeof(s->label), "%s:%s", src->conn->name,
-             src->name);
+             s->shown);
     s->conn = src->conn;
     if (s->conn->vt->source_create == NULL || s->conn->vt->source_read ==
                                                   NULL) {
@@ -313,7 +315,7 @@ static int open_source(struct velo_job *j, struct job_source *s,
     if (s->conn->vt->source_create(&s->ins, s->conn_config, &ctx,
                                    &s->info) != VELO_OK) {
         snprintf(err, errlen, "cannot open source '%s' (%s); the reason "
-                              "is logged above", src->name, redacted);
+                              "is logged above", s->shown, redacted);
         return VELO_ERR;
     }
     s->opened = 1;
@@ -412,7 +414,7 @@ static int job_source_schema(void *arg, const struct velo_plan_source *src,
         if (source_sample(s, &sample, &len, &tmp) != VELO_OK) {
             velo_buf_free(&tmp);
             snprintf(err, errlen, "cannot read source '%s'; the reason is "
-                                  "logged above", src->name);
+                                  "logged above", s->shown);
             return VELO_ERR;
         }
         s->sampled = 1;
@@ -456,12 +458,12 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
         s->dec = velo_decoder_create(&ps->format, ps->schema, ps->needed, err,
                                      sizeof(err));
         if (s->dec == NULL) {
-            velo_log_error("source %s: %s", ps->name, err);
+            velo_log_error("source %s: %s", s->shown, err);
             return VELO_ERR;
         }
         s->batch = velo_batch_create(ps->schema, j->env.batch_cap);
         if (s->batch == NULL) {
-            velo_log_error("source %s: out of memory", ps->name);
+            velo_log_error("source %s: out of memory", s->shown);
             return VELO_ERR;
         }
         s->header_pending = ps->format.kind == VELO_FORMAT_CSV &&
@@ -987,7 +989,7 @@ static int source_step(struct velo_job *j, struct job_source *s)
         }
         if (rc != VELO_OK) {
             velo_log_error("source %s: read failed; the reason is logged "
-                           "above", s->name);
+                           "above", s->shown);
             return VELO_ERR;
         }
     }
@@ -1111,13 +1113,13 @@ static int commit_sources(struct velo_job *j)
         if (n < 0) {
             velo_log_warn("source %s: its position could not be saved; "
                           "nothing is acknowledged upstream this time",
-                          s->name);
+                          s->shown);
             continue;
         }
         if (vt->source_commit(&s->ins, s->pos, (size_t)n) != VELO_OK) {
             velo_log_warn("source %s: acknowledging upstream failed; the "
                           "records may be delivered again after a restart",
-                          s->name);
+                          s->shown);
         }
     }
     return VELO_OK;
