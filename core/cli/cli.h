@@ -27,6 +27,16 @@ int velo_cmd_apikey(int argc, char **argv);
 int velo_cmd_run(int argc, char **argv);
 int velo_cmd_validate(int argc, char **argv);
 int velo_cmd_explain(int argc, char **argv);
+int velo_cmd_rules(int argc, char **argv);
+int velo_cmd_dashboard(int argc, char **argv);
+
+struct velo_obs_annotations;
+/* velo rules / velo dashboard: read QUERY.sql [--output FILE], check its
+ * annotations from the text, and write what render makes of them. */
+int velo_cli_annotated(const char *verb, int argc, char **argv,
+                       const char *usage,
+                       char *(*render)(const struct velo_obs_annotations *,
+                                       const char *name));
 
 /* Options shared by verbs that read configuration. */
 #define VELO_CLI_MAX_SETS 64

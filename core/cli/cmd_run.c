@@ -4,12 +4,15 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/sqlcli.h"
 #include "formats/format.h"
+#include "obs/jobmetrics.h"
 #include "util/log.h"
 
 static volatile sig_atomic_t run_stop;
@@ -44,7 +47,51 @@ static const char run_usage[] =
     "                         live records in/out and rate on stderr\n"
     "                         (default: on when stderr is a terminal)\n"
     "  --stats                print records in/out, time, rate and peak\n"
-    "                         memory at the end\n";
+    "                         memory at the end\n"
+    "  --metrics-port PORT    serve Prometheus metrics (engine and @metric\n"
+    "                         annotations) on http://127.0.0.1:PORT/metrics\n"
+    "                         while the job runs (0: a free port)\n"
+    "  --metrics-series-cap N label sets kept per @metric (default 1000);\n"
+    "                         past it updates are dropped and counted\n";
+
+/* The /metrics listener is polled from the job loop, on the job's thread,
+ * so the collector reads the job's counters without locks. */
+struct run_metrics {
+    struct velo_obs_metrics_http *http;
+    struct timespec last;
+};
+
+static void run_on_turn(void *arg, int idle)
+{
+    struct run_metrics *rm = arg;
+    if (rm->http == NULL) {
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ms = (int64_t)(now.tv_sec - rm->last.tv_sec) * 1000 +
+                 (now.tv_nsec - rm->last.tv_nsec) / 1000000;
+    /* Busy: answer scrapes every 50 ms, not after every batch. */
+    if (idle || ms >= 50) {
+        rm->last = now;
+        velo_obs_metrics_http_poll(rm->http);
+    }
+}
+
+static const char *query_name(const char *file, char *buf, size_t len)
+{
+    if (file == NULL || strcmp(file, "-") == 0) {
+        return "stdin";
+    }
+    const char *b = strrchr(file, '/');
+    b = b != NULL ? b + 1 : file;
+    snprintf(buf, len, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot != NULL && dot != buf) {
+        *dot = '\0';
+    }
+    return buf;
+}
 
 int velo_cmd_run(int argc, char **argv)
 {
@@ -54,6 +101,8 @@ int velo_cmd_run(int argc, char **argv)
     int progress = isatty(STDERR_FILENO);
     int stats = 0;
     int format = -1;
+    int metrics_port = -1;
+    long series_cap = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -76,6 +125,25 @@ int velo_cmd_run(int argc, char **argv)
             progress = 0;
         } else if (strcmp(a, "--stats") == 0) {
             stats = 1;
+        } else if (strcmp(a, "--metrics-port") == 0 && i + 1 < argc) {
+            char *end;
+            long p = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || end == argv[i] || p < 0 || p > 65535) {
+                fprintf(stderr, "velo run: --metrics-port needs a port "
+                                "number (0-65535), not '%s'\n", argv[i]);
+                return VELO_EXIT_USAGE;
+            }
+            metrics_port = (int)p;
+        } else if (strcmp(a, "--metrics-series-cap") == 0 && i + 1 < argc) {
+            char *end;
+            series_cap = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || end == argv[i] || series_cap < 1 ||
+                series_cap > 1000000) {
+                fprintf(stderr, "velo run: --metrics-series-cap needs a "
+                                "number from 1 to 1000000, not '%s'\n",
+                        argv[i]);
+                return VELO_EXIT_USAGE;
+            }
         } else if (a[0] == '-' && a[1] != '\0') {
             int r = velo_cli_common_opt(&c.common, argc, argv, &i);
             if (r < 0) {
@@ -101,14 +169,45 @@ int velo_cmd_run(int argc, char **argv)
     if (format < 0) {
         format = isatty(STDOUT_FILENO) ? VELO_FORMAT_TABLE : VELO_FORMAT_JSON;
     }
+    struct run_metrics rm;
+    memset(&rm, 0, sizeof(rm));
     struct velo_job_opts opts = {
         .stdout_format = format,
         .progress_fd = progress ? STDERR_FILENO : -1,
+        .on_turn = run_on_turn,
+        .turn_arg = &rm,
     };
+    c.annotations = 1;
     int rc = velo_sqlcli_prepare(&c, &opts, 0, 0);
     if (rc != VELO_EXIT_OK) {
         velo_sqlcli_free(&c);
         return rc;
+    }
+    struct velo_metrics *metrics = NULL;
+    struct velo_obs_job_metrics *jm = NULL;
+    if (metrics_port >= 0) {
+        char qb[256];
+        metrics = velo_metrics_create();
+        if (metrics != NULL) {
+            velo_metrics_register_process(metrics, VELO_VERSION,
+                                          VELO_GIT_COMMIT);
+            jm = velo_obs_job_metrics_create(
+                metrics, query_name(c.file, qb, sizeof(qb)), c.job, c.ann,
+                (size_t)series_cap);
+        }
+        if (jm != NULL) {
+            rm.http = velo_obs_metrics_http_start(metrics, metrics_port);
+        }
+        if (rm.http == NULL) {
+            fprintf(stderr, "velo run: cannot serve metrics on port %d\n",
+                    metrics_port);
+            velo_obs_job_metrics_destroy(jm);
+            velo_metrics_destroy(metrics);
+            velo_sqlcli_free(&c);
+            return VELO_EXIT_FAILURE;
+        }
+        fprintf(stderr, "velo run: metrics on http://127.0.0.1:%d/metrics\n",
+                velo_obs_metrics_http_port(rm.http));
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -143,6 +242,10 @@ int velo_cmd_run(int argc, char **argv)
                                  : 0.0,
                 (double)ru.ru_maxrss / 1024.0);
     }
+    /* The job's operators go with the job: unhook ours first. */
+    velo_obs_metrics_http_stop(rm.http);
+    velo_obs_job_metrics_destroy(jm);
+    velo_metrics_destroy(metrics);
     velo_sqlcli_free(&c);
     return rc;
 }

@@ -26,6 +26,7 @@ int velo_cmd_validate(int argc, char **argv)
     struct velo_sqlcli c;
     memset(&c, 0, sizeof(c));
     c.verb = "validate";
+    c.annotations = 1;
     int json;
     int rc = velo_sqlcli_args(&c, argc, argv, validate_usage, &json);
     if (rc >= 0) {

@@ -158,6 +158,17 @@ int velo_sqlcli_prepare(struct velo_sqlcli *c, struct velo_job_opts *opts,
     opts->filename = c->filename;
     opts->plugins = c->plugins;
     c->job = velo_job_prepare(c->sql, c->sql_len, opts, &c->diags);
+    if (c->annotations && c->job != NULL) {
+        /* Annotation errors are SQL errors: listed with the others, and
+         * the job does not start. */
+        c->ann = velo_obs_annotations_load(c->sql, c->sql_len,
+                                           velo_job_plan(c->job), NULL,
+                                           &c->diags);
+        if (c->ann == NULL || c->diags.errors > 0) {
+            velo_job_destroy(c->job);
+            c->job = NULL;
+        }
+    }
     if (c->diags.n > 0) {
         char *text = diags_json
                          ? velo_sql_diags_json(&c->diags, c->filename)
@@ -188,6 +199,7 @@ void velo_sqlcli_free(struct velo_sqlcli *c)
     if (c->job != NULL) {
         velo_job_destroy(c->job);
     }
+    velo_obs_annotations_free(c->ann);
     velo_sql_diags_free(&c->diags);
     if (c->plugins != NULL) {
         velo_plugins_unload(c->plugins);

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "exec/job.h"
+#include "obs/annotations.h"
 #include "plugin/license.h"
 
 #define VELO_SQL_MAX_BYTES (1024 * 1024)
@@ -20,6 +21,8 @@ struct velo_sqlcli {
     const char *file;   /* the .sql path, or NULL */
     const char *inline_sql; /* -e */
     int format;         /* --format (verb-specific meaning), -1 unset */
+    int annotations;    /* check @metric/@alert annotations (run,
+                           validate): their errors fail the preparation */
     struct velo_cli_common common;
 
     /* filled by velo_sqlcli_prepare */
@@ -32,6 +35,7 @@ struct velo_sqlcli {
     struct velo_plugins *plugins;
     struct velo_job *job;
     struct velo_sql_diags diags;
+    struct velo_obs_annotations *ann; /* when annotations */
 };
 
 /**
