@@ -21,6 +21,7 @@ TEST_PKGS=(
   redis-server               # the Redis plugin's tests (started per test)
   postgresql                 # the PostgreSQL plugin's tests (initdb per test)
   kcat                       # an independent Kafka client for the Kafka tests
+  python3                    # small checks inside the plugin test scripts
 )
 
 BENCH_PKGS=(

@@ -176,7 +176,17 @@ int velo_cmd_run(int argc, char **argv)
         .progress_fd = progress ? STDERR_FILENO : -1,
         .on_turn = run_on_turn,
         .turn_arg = &rm,
+        .stop = &run_stop,
     };
+    /* Installed before preparing: waiting for a source's first data (an
+     * empty topic) must stop on Ctrl-C too. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = run_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
     c.annotations = 1;
     int rc = velo_sqlcli_prepare(&c, &opts, 0, 0);
     if (rc != VELO_EXIT_OK) {
@@ -209,14 +219,6 @@ int velo_cmd_run(int argc, char **argv)
         fprintf(stderr, "velo run: metrics on http://127.0.0.1:%d/metrics\n",
                 velo_obs_metrics_http_port(rm.http));
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = run_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     rc = velo_job_run(c.job, &run_stop) == VELO_OK ? VELO_EXIT_OK
                                                     : VELO_EXIT_FAILURE;
     struct velo_job_stats st;

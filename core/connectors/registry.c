@@ -305,6 +305,14 @@ int velo_connector_config_fill(const struct velo_connector_ref *ref,
         items[n].where = NULL;
         from[n++] = i;
     }
+    /* By default a connector's own scheme is its passthrough prefix:
+     * 'x.kafka.sasl.mechanism' reaches the kafka connector as is, for it
+     * to hand to its client library (it reads them from ctx->props). */
+    char own_prefix[64];
+    if (passthrough_prefix == NULL && ref->name != NULL) {
+        snprintf(own_prefix, sizeof(own_prefix), "%.60s.", ref->name);
+        passthrough_prefix = own_prefix;
+    }
     char owner[96];
     snprintf(owner, sizeof(owner), "the %.40s connector", ref->name);
     const struct velo_configmap_words words = {"property", "", owner};

@@ -51,8 +51,9 @@ size_t velo_connectors_type_names(const struct velo_connectors *c,
 /**
  * Fill a config struct for one instance from its properties using the
  * connector's config map (defaults first). Properties the map does not
- * declare are errors unless `passthrough_prefix` matches them (e.g.
- * "kafka." for librdkafka settings). On error *bad_key names the
+ * declare are errors unless `passthrough_prefix` matches them (NULL: the
+ * connector's own "<scheme>." prefix, e.g. "kafka." for librdkafka
+ * settings, which the connector reads from ctx->props). On error *bad_key names the
  * property (borrowed from props) so the binder can point at its line.
  * @return VELO_OK with *config_out (free with velo_connector_config_free),
  * or VELO_ERR with err.

@@ -326,10 +326,16 @@ static int open_source(struct velo_job *j, struct job_source *s,
  * stream is sampled into the carry (up to JOB_SAMPLE_MAX, or what arrives
  * before the source pauses), so the sample stays valid and decoding later
  * starts from it; record sources keep their first payloads. */
-static int source_sample(struct job_source *s, const char **sample,
-                         size_t *len, struct velo_buf *tmp)
+static int source_sample(struct velo_job *j, struct job_source *s,
+                         const char **sample, size_t *len,
+                         struct velo_buf *tmp)
 {
     for (;;) {
+        if (j->opts.stop != NULL && *j->opts.stop) {
+            velo_log_warn("source %s: interrupted while waiting for its "
+                          "first data", s->shown);
+            return VELO_ERR;
+        }
         int rc = source_fill(s);
         if (rc == VELO_DECLINED) {
             s->eof = 1;
@@ -411,7 +417,7 @@ static int job_source_schema(void *arg, const struct velo_plan_source *src,
     size_t len = 0;
     struct velo_buf tmp = {0};
     if (!s->sampled) {
-        if (source_sample(s, &sample, &len, &tmp) != VELO_OK) {
+        if (source_sample(j, s, &sample, &len, &tmp) != VELO_OK) {
             velo_buf_free(&tmp);
             snprintf(err, errlen, "cannot read source '%s'; the reason is "
                                   "logged above", s->shown);

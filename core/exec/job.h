@@ -34,6 +34,9 @@ struct velo_job_opts {
      * --metrics-port` answers scrapes here. May be NULL. */
     void (*on_turn)(void *arg, int idle);
     void *turn_arg;
+    /* Set by a signal handler: preparing gives up waiting for a source's
+     * first data (an empty topic) when it becomes nonzero. May be NULL. */
+    volatile sig_atomic_t *stop;
 };
 
 struct velo_job_stats {
