@@ -481,25 +481,35 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
 
 /* ---- Sinks -------------------------------------------------------------- */
 
+/* Hand records to the sink, waiting while it is full (VELO_AGAIN: the
+ * sink took none of them, so the call is repeated as is). */
+static int sink_write_all(struct job_sink *k, const struct velo_str *recs,
+                          size_t n)
+{
+    for (;;) {
+        int rc = k->ps->conn->vt->sink_write(&k->ins, recs, NULL, n);
+        if (rc == VELO_OK) {
+            return VELO_OK;
+        }
+        if (rc != VELO_AGAIN) {
+            break;
+        }
+        poll(NULL, 0, JOB_IDLE_POLL_MS);
+    }
+    velo_log_error("sink %s: write failed; the reason is logged above",
+                   k->ps->name);
+    k->failed = 1;
+    k->job->failed = 1;
+    return VELO_ERR;
+}
+
 static int sink_write_out(struct job_sink *k)
 {
     if (k->out.len == 0 || k->failed) {
         return k->failed ? VELO_ERR : VELO_OK;
     }
     struct velo_str rec = {k->out.data, k->out.len};
-    for (;;) {
-        int rc = k->ps->conn->vt->sink_write(&k->ins, &rec, NULL, 1);
-        if (rc == VELO_OK) {
-            break;
-        }
-        if (rc == VELO_AGAIN) {
-            poll(NULL, 0, JOB_IDLE_POLL_MS);
-            continue;
-        }
-        velo_log_error("sink %s: write failed; the reason is logged above",
-                       k->ps->name);
-        k->failed = 1;
-        k->job->failed = 1;
+    if (sink_write_all(k, &rec, 1) != VELO_OK) {
         return VELO_ERR;
     }
     k->out.len = 0;
@@ -542,21 +552,7 @@ static int sink_records(struct job_sink *k, struct velo_batch *b)
         k->recs[i].len = len;
         start = end;
     }
-    size_t done = 0;
-    while (done < n) {
-        int rc = k->ps->conn->vt->sink_write(&k->ins, k->recs + done, NULL,
-                                             n - done);
-        if (rc == VELO_OK) {
-            break;
-        }
-        if (rc == VELO_AGAIN) {
-            poll(NULL, 0, JOB_IDLE_POLL_MS);
-            continue;
-        }
-        velo_log_error("sink %s: write failed; the reason is logged above",
-                       k->ps->name);
-        k->failed = 1;
-        k->job->failed = 1;
+    if (sink_write_all(k, k->recs, n) != VELO_OK) {
         return VELO_ERR;
     }
     k->out.len = 0;

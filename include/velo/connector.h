@@ -110,8 +110,10 @@ struct velo_connector_vtable {
     /* --- sink (all NULL when the connector has none) --- */
     int (*sink_create)(struct velo_instance *ins, const void *config,
                        const struct velo_connector_ctx *ctx);
-    /** Accept `n` encoded records. meta may be NULL.
-     *  @return VELO_OK, VELO_AGAIN (full: retry after `wake`), VELO_ERR. */
+    /** Accept `n` encoded records (the pointers are valid for the call
+     *  only: copy what you keep). meta may be NULL.
+     *  @return VELO_OK (all taken), VELO_AGAIN (full: NONE was taken; the
+     *  engine repeats the same call later), VELO_ERR. */
     int (*sink_write)(struct velo_instance *ins, const struct velo_str *recs,
                       const struct velo_record_meta *meta, size_t n);
     /** Make everything written so far durable (checkpoint barrier).
