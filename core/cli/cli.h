@@ -64,6 +64,18 @@ int velo_cli_common_opt(struct velo_cli_common *c, int argc, char **argv,
 int velo_cli_load_config(const struct velo_cli_common *c,
                          struct velo_config *cfg);
 
+struct velo_authstore;
+/**
+ * Load the configuration from `common`, open the auth store under
+ * server.data_dir, call run(store, opts) and close everything (velo user,
+ * velo apikey). @return run's exit code, or VELO_EXIT_FAILURE.
+ */
+int velo_cli_with_authstore(const struct velo_cli_common *common,
+                            const char *verb,
+                            int (*run)(struct velo_authstore *s,
+                                       const void *opts),
+                            const void *opts);
+
 /* Help text for the common options, for each verb's usage. */
 extern const char velo_cli_common_help[];
 

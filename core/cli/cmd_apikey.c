@@ -192,8 +192,9 @@ static int print_json(json_t *v)
     return VELO_EXIT_OK;
 }
 
-static int cmd_create(struct velo_authstore *s, const struct key_opts *o)
+static int cmd_create(struct velo_authstore *s, const void *arg)
 {
+    const struct key_opts *o = arg;
     char roles[VELO_PRINCIPAL_ROLES_MAX], err[512];
     const char *def[] = {"viewer"};
     if (velo_auth_join_roles(o->n_roles > 0 ? o->roles : def,
@@ -238,8 +239,9 @@ static int cmd_create(struct velo_authstore *s, const struct key_opts *o)
     return rc;
 }
 
-static int cmd_list(struct velo_authstore *s, const struct key_opts *o)
+static int cmd_list(struct velo_authstore *s, const void *arg)
 {
+    const struct key_opts *o = arg;
     size_t n = velo_authstore_apikey_count(s);
     if (o->json) {
         json_t *arr = json_array();
@@ -273,8 +275,9 @@ static int cmd_list(struct velo_authstore *s, const struct key_opts *o)
     return VELO_EXIT_OK;
 }
 
-static int cmd_revoke(struct velo_authstore *s, const struct key_opts *o)
+static int cmd_revoke(struct velo_authstore *s, const void *arg)
 {
+    const struct key_opts *o = arg;
     char err[512];
     if (velo_authstore_apikey_revoke(s, o->id, err, sizeof(err)) != VELO_OK) {
         fprintf(stderr, "velo apikey revoke: %s\n", err);
@@ -298,7 +301,7 @@ int velo_cmd_apikey(int argc, char **argv)
         usage(stdout);
         return VELO_EXIT_OK;
     }
-    int (*run)(struct velo_authstore *, const struct key_opts *) = NULL;
+    int (*run)(struct velo_authstore *, const void *) = NULL;
     if (strcmp(o.sub, "create") == 0) {
         run = cmd_create;
     } else if (strcmp(o.sub, "list") == 0) {
@@ -316,21 +319,5 @@ int velo_cmd_apikey(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    struct velo_config cfg;
-    if (velo_cli_load_config(&o.common, &cfg) != VELO_OK) {
-        velo_config_free(&cfg);
-        return VELO_EXIT_FAILURE;
-    }
-    char err[1024];
-    struct velo_authstore *s = velo_authstore_open(
-        cfg.data_dir, cfg.auth_pbkdf2_iterations, err, sizeof(err));
-    if (s == NULL) {
-        fprintf(stderr, "velo apikey: %s\n", err);
-        velo_config_free(&cfg);
-        return VELO_EXIT_FAILURE;
-    }
-    rc = run(s, &o);
-    velo_authstore_close(s);
-    velo_config_free(&cfg);
-    return rc;
+    return velo_cli_with_authstore(&o.common, "apikey", run, &o);
 }

@@ -240,8 +240,9 @@ static int parse(struct user_opts *o, int argc, char **argv)
     return -1;
 }
 
-static int cmd_add(struct velo_authstore *s, const struct user_opts *o)
+static int cmd_add(struct velo_authstore *s, const void *arg)
 {
+    const struct user_opts *o = arg;
     char roles[VELO_PRINCIPAL_ROLES_MAX], err[512];
     const char *def[] = {"viewer"};
     if (!velo_auth_valid_username(o->name)) {
@@ -287,8 +288,9 @@ static int cmd_add(struct velo_authstore *s, const struct user_opts *o)
     return VELO_EXIT_OK;
 }
 
-static int cmd_passwd(struct velo_authstore *s, const struct user_opts *o)
+static int cmd_passwd(struct velo_authstore *s, const void *arg)
 {
+    const struct user_opts *o = arg;
     char err[512];
     if (velo_authstore_user_find(s, o->name) == NULL) {
         fprintf(stderr,
@@ -332,8 +334,9 @@ static json_t *roles_array(const char *roles)
     return arr;
 }
 
-static int cmd_list(struct velo_authstore *s, const struct user_opts *o)
+static int cmd_list(struct velo_authstore *s, const void *arg)
 {
+    const struct user_opts *o = arg;
     size_t n = velo_authstore_user_count(s);
     if (o->json) {
         json_t *arr = json_array();
@@ -373,8 +376,9 @@ static int cmd_list(struct velo_authstore *s, const struct user_opts *o)
     return VELO_EXIT_OK;
 }
 
-static int cmd_delete(struct velo_authstore *s, const struct user_opts *o)
+static int cmd_delete(struct velo_authstore *s, const void *arg)
 {
+    const struct user_opts *o = arg;
     char err[512];
     size_t revoked = 0;
     if (velo_authstore_user_delete(s, o->name, &revoked, err, sizeof(err)) !=
@@ -404,7 +408,7 @@ int velo_cmd_user(int argc, char **argv)
         usage(stdout);
         return VELO_EXIT_OK;
     }
-    int (*run)(struct velo_authstore *, const struct user_opts *) = NULL;
+    int (*run)(struct velo_authstore *, const void *) = NULL;
     if (strcmp(o.sub, "add") == 0) {
         run = cmd_add;
     } else if (strcmp(o.sub, "passwd") == 0) {
@@ -424,21 +428,5 @@ int velo_cmd_user(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    struct velo_config cfg;
-    if (velo_cli_load_config(&o.common, &cfg) != VELO_OK) {
-        velo_config_free(&cfg);
-        return VELO_EXIT_FAILURE;
-    }
-    char err[1024];
-    struct velo_authstore *s = velo_authstore_open(
-        cfg.data_dir, cfg.auth_pbkdf2_iterations, err, sizeof(err));
-    if (s == NULL) {
-        fprintf(stderr, "velo user: %s\n", err);
-        velo_config_free(&cfg);
-        return VELO_EXIT_FAILURE;
-    }
-    rc = run(s, &o);
-    velo_authstore_close(s);
-    velo_config_free(&cfg);
-    return rc;
+    return velo_cli_with_authstore(&o.common, "user", run, &o);
 }
