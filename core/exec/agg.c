@@ -886,7 +886,8 @@ static void hll_final(struct velo_agg_ctx *ctx, const void *state,
 
 #define A0 {0, 0, 0}
 #define AGG(name, nargs, a0, a1, ret, rett, dok, st, init, upd, fin)         \
-    {name, nargs, {a0, a1}, ret, rett, dok, st, init, upd, fin, NULL}
+    {name, nargs, {a0, a1}, ret, rett, dok, st, init, upd, fin, NULL,       \
+     NULL, NULL, NULL}
 
 static const struct velo_agg agg_table[] = {
     AGG("COUNT", 0, A0, A0, VT_BIG, NULL, 1, sizeof(int64_t), i64_init,

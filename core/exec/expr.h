@@ -163,6 +163,9 @@ size_t velo_funcs_overloads(const struct velo_funcs *r, const char *name,
  * HyperLogLog registers). Updates are vectorized: gid[i] is the group slot
  * index of live row i; states + gid[i] * stride is its state.
  */
+struct velo_state_writer;
+struct velo_state_reader;
+
 struct velo_agg_ctx {
     struct velo_arena *arena; /* the group table's, for variable data */
     struct velo_eval_ctx *eval;
@@ -189,6 +192,19 @@ struct velo_agg {
                   struct velo_arena *out_arena);
     /** Optional: release what the state holds outside the arena. */
     void (*destroy)(void *state);
+
+    /* ---- Appended for SQL engine II: every built-in aggregate has all
+     * three. ---- */
+    /** Fold src into dst (both initialized states of this aggregate):
+     *  SESSION windows merge when a row bridges two sessions. src stays
+     *  valid (the caller destroys it). */
+    void (*merge)(struct velo_agg_ctx *ctx, void *dst, const void *src);
+    /** Checkpoints: append the state's contents. @return VELO_OK/ERR. */
+    int (*save)(const void *state, struct velo_state_writer *w);
+    /** Read what save wrote into an initialized state (variable data into
+     *  ctx->arena). @return VELO_OK, or VELO_ERR on corrupt input. */
+    int (*load)(void *state, struct velo_state_reader *r,
+                struct velo_agg_ctx *ctx);
 };
 
 const struct velo_agg *velo_funcs_resolve_agg(

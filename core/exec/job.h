@@ -37,7 +37,40 @@ struct velo_job_opts {
     /* Set by a signal handler: preparing gives up waiting for a source's
      * first data (an empty topic) when it becomes nonzero. May be NULL. */
     volatile sig_atomic_t *stop;
+
+    /* ---- Appended for SQL engine II and `velo test` ---- */
+    /* Checkpoints: NULL state_dir = none. The job writes
+     * <state_dir>/checkpoint (temporary file, fsync, rename, fsync of the
+     * directory) every checkpoint_interval_ms (0: 10000) and at a clean
+     * stop, and resumes from it at start. A checkpoint written by a
+     * different plan (fingerprint) is refused at prepare (error V8001
+     * naming both queries' fingerprints and --reset-state) unless
+     * reset_state, which deletes it first. */
+    const char *state_dir;
+    int reset_state;
+    int64_t checkpoint_interval_ms;
+    /* `velo test`: read source `rebind[i].name` from rebind[i].uri
+     * instead of its own connector (its declared columns, event-time and
+     * watermark properties still apply; the format follows the URI's
+     * extension); unknown names are an error at prepare. */
+    const struct velo_job_rebind *rebind;
+    size_t nrebind;
+    /* `velo test`: every statement's output goes to
+     * <capture_dir>/<target>.jsonl (a bare SELECT: select-<n>.jsonl, n
+     * 1-based among the file's SELECTs) as JSON Lines, with an "_op"
+     * field on changelog rows, instead of its sink. NULL: real sinks. */
+    const char *capture_dir;
 };
+
+struct velo_job_rebind {
+    const char *name; /* the source's SQL name */
+    const char *uri;  /* file:///tmp/x/orders.jsonl, gen://..., ... */
+};
+
+/* Batch latency: time from a source batch's decode to the end of its push
+ * through the DAG, in buckets of upper bounds (seconds). */
+#define VELO_JOB_LATENCY_BUCKETS 12
+extern const double velo_job_latency_bounds[VELO_JOB_LATENCY_BUCKETS];
 
 struct velo_job_stats {
     uint64_t records_in;  /* decoded records */
@@ -47,7 +80,35 @@ struct velo_job_stats {
     uint64_t late_rows;   /* for closed windows (dropped) */
     uint64_t bytes_in;
     double elapsed_s;
+
+    /* ---- Appended for SQL engine II and observability ---- */
+    uint64_t dead_lettered; /* records and rows written to the DLQ */
+    int64_t watermark_us;   /* lowest source watermark; INT64_MIN none */
+    int64_t max_event_time_us; /* highest event time seen; INT64_MIN */
+    uint64_t checkpoints;      /* completed */
+    double checkpoint_last_s;  /* duration of the last one */
+    int64_t checkpoint_last_us; /* wall clock of the last one; 0 none */
+    uint64_t checkpoint_bytes; /* size of the last one */
+    uint64_t batches;          /* source batches pushed */
+    double batch_latency_sum_s;
+    /* cumulative: count of batches with latency <= bound[i] */
+    uint64_t batch_latency_le[VELO_JOB_LATENCY_BUCKETS];
+    size_t state_rows, state_bytes; /* summed over operators */
+    uint64_t peak_rss_bytes;        /* of the process, at the end */
 };
+
+/* Per source, for metrics (lag, watermark delay) and `velo test`. */
+struct velo_job_source_stats {
+    const char *name;       /* SQL name; valid while the job lives */
+    uint64_t records, bytes, bad_records;
+    int64_t watermark_us;   /* INT64_MIN before any event time */
+    int64_t lag;            /* records (Kafka) or bytes (files) not yet
+                               read, -1 when unknown */
+    int bounded, ended;
+};
+size_t velo_job_nsources(const struct velo_job *j);
+void velo_job_source_stats(const struct velo_job *j, size_t i,
+                           struct velo_job_source_stats *out);
 
 /**
  * Parse and plan. @return the job, or NULL with every problem in diags

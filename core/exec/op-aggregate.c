@@ -936,8 +936,13 @@ static void agg_explain(const struct velo_op *op, char *buf, size_t len)
 }
 
 static const struct velo_op_ops agg_ops = {
-    "Aggregate", agg_push, agg_watermark, agg_finish, agg_destroy,
-    agg_explain};
+    .name = "Aggregate",
+    .push = agg_push,
+    .watermark = agg_watermark,
+    .finish = agg_finish,
+    .destroy = agg_destroy,
+    .explain = agg_explain,
+};
 
 /* Wrap e in a CAST to `to` when its representation differs (the binder
  * normally did this already). */

@@ -48,8 +48,12 @@ static void callback_explain(const struct velo_op *op, char *buf, size_t len)
 }
 
 static const struct velo_op_ops callback_ops = {
-    "Sink",           callback_push,    NULL, callback_finish,
-    callback_destroy, callback_explain};
+    .name = "Sink",
+    .push = callback_push,
+    .finish = callback_finish,
+    .destroy = callback_destroy,
+    .explain = callback_explain,
+};
 
 struct velo_op *velo_op_callback(const struct velo_exec_env *env,
                                  const struct velo_schema *in,

@@ -59,7 +59,11 @@ static void filter_explain(const struct velo_op *op, char *buf, size_t len)
 }
 
 static const struct velo_op_ops filter_ops = {
-    "Filter", filter_push, NULL, NULL, filter_destroy, filter_explain};
+    .name = "Filter",
+    .push = filter_push,
+    .destroy = filter_destroy,
+    .explain = filter_explain,
+};
 
 struct velo_op *velo_op_filter(const struct velo_exec_env *env,
                                const struct velo_schema *in,

@@ -69,8 +69,12 @@ static void limit_explain(const struct velo_op *op, char *buf, size_t len)
     }
 }
 
-static const struct velo_op_ops limit_ops = {"Limit", limit_push, NULL, NULL,
-                                             limit_destroy, limit_explain};
+static const struct velo_op_ops limit_ops = {
+    .name = "Limit",
+    .push = limit_push,
+    .destroy = limit_destroy,
+    .explain = limit_explain,
+};
 
 struct velo_op *velo_op_limit(const struct velo_exec_env *env,
                               const struct velo_schema *in, int64_t limit,

@@ -97,7 +97,11 @@ static void project_explain(const struct velo_op *op, char *buf, size_t len)
 }
 
 static const struct velo_op_ops project_ops = {
-    "Project", project_push, NULL, NULL, project_destroy, project_explain};
+    .name = "Project",
+    .push = project_push,
+    .destroy = project_destroy,
+    .explain = project_explain,
+};
 
 struct velo_op *velo_op_project(const struct velo_exec_env *env,
                                 const struct velo_schema *in,

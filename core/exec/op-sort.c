@@ -336,7 +336,12 @@ static void sort_explain(const struct velo_op *op, char *buf, size_t len)
 }
 
 static const struct velo_op_ops sort_ops = {
-    "Sort", sort_push, NULL, sort_finish, sort_destroy, sort_explain};
+    .name = "Sort",
+    .push = sort_push,
+    .finish = sort_finish,
+    .destroy = sort_destroy,
+    .explain = sort_explain,
+};
 
 struct velo_op *velo_op_sort(const struct velo_exec_env *env,
                              const struct velo_schema *in,

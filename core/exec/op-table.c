@@ -179,8 +179,12 @@ static void table_explain(const struct velo_op *op, char *buf, size_t len)
     }
 }
 
-static const struct velo_op_ops table_ops = {"Table", table_push, NULL, NULL,
-                                             table_destroy, table_explain};
+static const struct velo_op_ops table_ops = {
+    .name = "Table",
+    .push = table_push,
+    .destroy = table_destroy,
+    .explain = table_explain,
+};
 
 struct velo_op *velo_op_table(const struct velo_exec_env *env,
                               const struct velo_schema *in,

@@ -28,8 +28,12 @@ static void tee_explain(const struct velo_op *op, char *buf, size_t len)
              op->nchildren == 1 ? "" : "s");
 }
 
-static const struct velo_op_ops tee_ops = {"Tee", tee_push, NULL, NULL,
-                                           tee_destroy, tee_explain};
+static const struct velo_op_ops tee_ops = {
+    .name = "Tee",
+    .push = tee_push,
+    .destroy = tee_destroy,
+    .explain = tee_explain,
+};
 
 struct velo_op *velo_op_tee(const struct velo_exec_env *env,
                             const struct velo_schema *in)

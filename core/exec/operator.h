@@ -28,6 +28,8 @@
 #include "exec/types.h"
 
 struct velo_op;
+struct velo_state_writer;
+struct velo_state_reader;
 
 /* What every operator of one job shares. Borrowed by the operators. */
 struct velo_exec_env {
@@ -65,7 +67,26 @@ struct velo_op_ops {
     /** One line of details for explain ("keys: symbol; window: TUMBLING
      *  5 MINUTE on ts; emits FINAL when the window closes"). */
     void (*explain)(const struct velo_op *op, char *buf, size_t len);
+
+    /* ---- Appended for SQL engine II (NULL where not applicable) ---- */
+    /** Several inputs (joins, UNION ALL): a batch arrived on input `port`
+     *  (see velo_op_port). Operators with ports leave push NULL. */
+    int (*push_port)(struct velo_op *op, size_t port, struct velo_batch *in);
+    /** Optional: input `port` has ended (a lookup table finished
+     *  loading). Called before the operator's own finish, which runs once
+     *  every port has ended. */
+    int (*port_finish)(struct velo_op *op, size_t port);
+    /** Checkpoints: write everything needed to continue exactly where the
+     *  operator is (its rows, groups, windows, its own watermark). NULL
+     *  for a stateless operator. @return VELO_OK, VELO_ERR (w->oom). */
+    int (*snapshot)(const struct velo_op *op, struct velo_state_writer *w);
+    /** Load a snapshot into a freshly built operator (same plan). Must
+     *  reject (VELO_ERR) a section that does not read back exactly
+     *  (velo_sr_ok(r, 1)); never crash on corrupt input. */
+    int (*restore)(struct velo_op *op, struct velo_state_reader *r);
 };
+
+struct velo_op_ports; /* op.c */
 
 #define VELO_OP_MAX_CHILDREN 16
 
@@ -78,6 +99,7 @@ struct velo_op {
     struct velo_op_stats stats;
     int keeps_state; /* for explain: does it hold rows across batches? */
     void *impl;      /* the operator's own */
+    struct velo_op_ports *ports; /* inputs of a multi-input operator */
 };
 
 /* ---- Driving a DAG ------------------------------------------------------ */
@@ -91,6 +113,29 @@ int velo_op_watermark(struct velo_op *op, int64_t wm_us);
 int velo_op_finish(struct velo_op *op);
 /** Destroy op (not its children). */
 void velo_op_destroy(struct velo_op *op);
+
+/* ---- Operators with several inputs -------------------------------------
+ * A join or UNION ALL declares its inputs with velo_op_ports_init; each
+ * upstream is connected to the port operator velo_op_port(op, i) (owned
+ * by op, destroyed with it). A batch pushed into port i reaches
+ * ops->push_port(op, i, batch).
+ * Watermarks: op's watermark is the minimum over the ports that hold it
+ * (holds[i] != 0; a lookup table's port does not); a finished port no
+ * longer holds it back. When that minimum advances, velo_op_watermark(op,
+ * min) runs (op's own watermark callback, then its children).
+ * Finish: when a port ends, ops->port_finish(op, i) runs; when all have
+ * ended, velo_op_finish(op). */
+/** holds: nports flags, or NULL for "every port holds the watermark".
+ *  @return VELO_OK/VELO_ERR (ENOMEM). */
+int velo_op_ports_init(struct velo_op *op, size_t nports,
+                       const uint8_t *holds);
+/** The operator to connect input `port` to; NULL when out of range. */
+struct velo_op *velo_op_port(struct velo_op *op, size_t port);
+size_t velo_op_nports(const struct velo_op *op);
+/** The last watermark seen on a port (INT64_MIN before any). */
+int64_t velo_op_port_watermark(const struct velo_op *op, size_t port);
+/** Has the port ended? */
+int velo_op_port_done(const struct velo_op *op, size_t port);
 
 /* ---- Operators (constructors take ownership of expressions) -------------
  * All return NULL and set errno on failure. `in` is borrowed and must
@@ -112,7 +157,13 @@ struct velo_op *velo_op_project(const struct velo_exec_env *env,
 enum velo_window_kind {
     VELO_WINDOW_NONE = 0,
     VELO_WINDOW_TUMBLING = 1,
-    VELO_WINDOW_HOPPING = 2 /* size, advance; SLIDING is the same */
+    VELO_WINDOW_HOPPING = 2, /* size, advance; SLIDING is the same */
+    /* SESSION(gap): per key, rows closer than size_us (the gap) in event
+     * time form one window [first, last + gap). A row that bridges two
+     * sessions merges them (aggregate states combine with velo_agg.merge;
+     * EMIT CHANGES retracts the merged sessions' rows with DELETE). A
+     * session closes when the watermark passes its end + grace. */
+    VELO_WINDOW_SESSION = 3
 };
 
 /* What happens to a row whose window has closed. */
@@ -193,6 +244,191 @@ struct velo_op *velo_op_tee(const struct velo_exec_env *env,
 struct velo_op *velo_op_table(const struct velo_exec_env *env,
                               const struct velo_schema *in,
                               const int *key_cols, size_t nkeys);
+
+/* ---- Row windows: OVER (...) -------------------------------------------
+ * Each input row goes out once, with one extra column per call appended
+ * after the input's columns (out_schema = in + calls, in order).
+ * Order: when the ORDER BY is the event time (order_is_time), rows are
+ * buffered per partition until the watermark passes them and are then
+ * processed in event-time order (ties: arrival order), so the result does
+ * not depend on disorder within the allowed lateness; rows older than the
+ * watermark are late (counted, on_late_row, dropped). Otherwise (ORDER BY
+ * another column, or none) the input must be bounded: every partition is
+ * sorted at finish. State per partition is bounded by the frame (ROWS n:
+ * the last n rows; RANGE interval: rows within it; unbounded: one
+ * aggregate state) and a partition unseen for idle_ttl_us of event time
+ * is dropped (0: kept). */
+enum velo_wf {
+    VELO_WF_ROW_NUMBER = 1,
+    VELO_WF_RANK,
+    VELO_WF_DENSE_RANK,
+    VELO_WF_LAG,         /* arg, offset (default 1), deflt */
+    VELO_WF_LEAD,        /* waits for `offset` later rows (or finish) */
+    VELO_WF_FIRST_VALUE, /* first row of the frame */
+    VELO_WF_LAST_VALUE,  /* the current row (frame ends at it) */
+    VELO_WF_AGG          /* agg over the frame: running SUM, AVG, ... */
+};
+
+enum velo_frame_kind {
+    VELO_FRAME_UNBOUNDED = 0, /* UNBOUNDED PRECEDING AND CURRENT ROW */
+    VELO_FRAME_ROWS = 1,      /* ROWS BETWEEN n PRECEDING AND CURRENT ROW */
+    VELO_FRAME_RANGE = 2      /* RANGE BETWEEN INTERVAL .. PRECEDING ... */
+};
+
+struct velo_over_call {
+    int fn;                   /* enum velo_wf */
+    const struct velo_agg *agg; /* VELO_WF_AGG */
+    struct velo_expr *arg;    /* LAG/LEAD/FIRST/LAST/agg argument; owned;
+                                 NULL for COUNT(*) and ranking */
+    int64_t offset;           /* LAG/LEAD, >= 0 */
+    struct velo_expr *deflt;  /* LAG/LEAD default, or NULL; owned */
+    int frame;                /* enum velo_frame_kind */
+    int64_t frame_rows;       /* ROWS: n preceding */
+    int64_t frame_range_us;   /* RANGE: interval preceding (on order key) */
+    const char *name;         /* output column (copied) */
+    struct velo_datatype type; /* output column type */
+};
+
+struct velo_over_spec {
+    struct velo_expr **partition; /* owned */
+    size_t npartition;
+    struct velo_sort_key order;   /* expr NULL: no ORDER BY */
+    int order_is_time;            /* ORDER BY is the row's event time */
+    struct velo_over_call *calls; /* owned by the operator after create */
+    size_t ncalls;
+    int64_t idle_ttl_us;
+};
+
+struct velo_op *velo_op_over(const struct velo_exec_env *env,
+                             const struct velo_schema *in,
+                             struct velo_over_spec *spec);
+
+/**
+ * Top-N per key, incremental: ROW_NUMBER() OVER (PARTITION BY keys ORDER
+ * BY sort) filtered to <= n. Keeps the n best rows per partition. Output:
+ * in's columns plus, when rank_name != NULL, a BIGINT rank column, as a
+ * changelog: a row entering the top n is INSERTed (rows it displaces are
+ * DELETEd, and with a rank column the rows whose rank moved are UPDATEd).
+ * On bounded input with emit FINAL it emits each partition's final top n
+ * at finish, in rank order, as plain inserts.
+ */
+struct velo_op *velo_op_topn(const struct velo_exec_env *env,
+                             const struct velo_schema *in,
+                             struct velo_expr **keys, size_t nkeys,
+                             struct velo_sort_key *sort, size_t nsort,
+                             int64_t n, const char *rank_name, int emit);
+
+/**
+ * Deduplication: one row per key. keep_last 0: the first row of each key
+ * passes (INSERT) and later ones are dropped (ROW_NUMBER() ... ORDER BY
+ * time ASC = 1). keep_last 1: the latest row per key by the order (event
+ * time DESC) is kept and emitted as INSERT then UPDATE (a changelog
+ * keyed by keys). State: one row per key, expired after ttl_us of event
+ * time without a row for it (0: never).
+ */
+struct velo_op *velo_op_dedup(const struct velo_exec_env *env,
+                              const struct velo_schema *in,
+                              struct velo_expr **keys, size_t nkeys,
+                              int keep_last, int64_t ttl_us);
+
+/* ---- Joins ---------------------------------------------------------------
+ * Every join has two ports: 0 the left input, 1 the right. The output
+ * schema is the left input's fields followed by the right input's, copied
+ * as they are (hidden flags kept, names may repeat: the planner resolves
+ * columns by index). The first hidden "_timestamp" (the left's) carries
+ * the output row's event time: the left row's for a lookup join, the
+ * later of the two for interval and window joins, the row's own for an
+ * outer row emitted without a partner. Columns of the missing side of an
+ * outer row are NULL. Keys are equi-join expressions evaluated on each
+ * side (lkeys over the left schema, rkeys over the right); NULL keys
+ * never match. `residual` (may be NULL, owned) is a further predicate
+ * over the output schema (ON a.k = b.k AND a.x > b.y). */
+enum velo_join_type {
+    VELO_JOIN_INNER = 0,
+    VELO_JOIN_LEFT = 1,
+    VELO_JOIN_RIGHT = 2,
+    VELO_JOIN_FULL = 3
+};
+
+struct velo_join_keys {
+    struct velo_expr **lkeys, **rkeys; /* nkeys each; owned */
+    size_t nkeys;
+    struct velo_expr *residual;        /* owned, or NULL */
+    int type;                          /* enum velo_join_type */
+};
+
+/* An external table read by key (PostgreSQL, Redis) instead of port 1. */
+struct velo_lookup_provider {
+    const struct velo_schema *schema; /* rows it returns (right side) */
+    /** For probe keys keys[0..n) (the single join key's value as text),
+     *  fill rows 0..n-1 of `out` (a batch of `schema`, cap >= n, reset by
+     *  the caller) with the match of each key and set found[i] (0: no
+     *  row). @return VELO_OK, or VELO_ERR with err (the job fails). */
+    int (*get)(void *arg, const struct velo_str *keys, size_t n,
+               struct velo_batch *out, uint8_t *found, char *err,
+               size_t errlen);
+    void *arg;
+    size_t cache_entries; /* bounded LRU of answers (found or not); 0: none */
+    int64_t cache_ttl_us; /* wall-clock age after which an answer is
+                             asked again */
+};
+
+/**
+ * Stream-table join (INNER, LEFT). Port 0 is the stream; port 1 the
+ * table's changelog (a CREATE TABLE's output or a bounded source loaded
+ * whole: the latest row per right key is kept, DELETE removes it); port 1
+ * does not hold the watermark. Each stream row is joined with the table
+ * as it is when the row arrives (the job loads bounded table sources
+ * before it reads the stream). With `ext` non-NULL there is no port 1
+ * data: rows come from the provider (one key only), and the operator has
+ * a single port. Output rows are inserts.
+ */
+struct velo_op *velo_op_lookup_join(const struct velo_exec_env *env,
+                                    const struct velo_schema *left,
+                                    const struct velo_schema *right,
+                                    struct velo_join_keys *keys,
+                                    const struct velo_lookup_provider *ext);
+
+/**
+ * Interval join: rows match when the keys are equal and
+ * ltime + lower_us <= rtime <= ltime + upper_us (b.ts BETWEEN a.ts +
+ * lower AND a.ts + upper; WITHIN INTERVAL i is -i..i). Rows are joined as
+ * they arrive, against the other side's kept rows. A left row is kept
+ * while watermark < ltime + upper_us + grace_us, a right row while
+ * watermark < rtime - lower_us + grace_us; an outer (LEFT/RIGHT/FULL) row
+ * that never matched is emitted NULL-padded when it expires (or at
+ * finish). Rows arriving behind the watermark by more than the interval
+ * allows are late (counted, dropped). Output rows are inserts.
+ */
+struct velo_op *velo_op_interval_join(const struct velo_exec_env *env,
+                                      const struct velo_schema *left,
+                                      const struct velo_schema *right,
+                                      struct velo_join_keys *keys,
+                                      struct velo_expr *ltime,
+                                      struct velo_expr *rtime,
+                                      int64_t lower_us, int64_t upper_us,
+                                      int64_t grace_us);
+
+/**
+ * Window join: both sides are assigned to the same TUMBLING or HOPPING
+ * windows (window->time evaluates on the left, rtime on the right; NULL:
+ * each side's _timestamp); when a window closes (watermark >= end +
+ * grace) its rows are joined and emitted. Output: hidden _window_start
+ * and _window_end TIMESTAMP columns first, then left's and right's fields.
+ * Outer types emit unmatched rows NULL-padded.
+ */
+struct velo_op *velo_op_window_join(const struct velo_exec_env *env,
+                                    const struct velo_schema *left,
+                                    const struct velo_schema *right,
+                                    struct velo_join_keys *keys,
+                                    const struct velo_window_spec *window,
+                                    struct velo_expr *rtime);
+
+/** UNION ALL of ninputs ports whose schemas equal `schema` (the planner
+ *  casts first). Batches pass through; op marks are kept. */
+struct velo_op *velo_op_union(const struct velo_exec_env *env,
+                              const struct velo_schema *schema,
+                              size_t ninputs);
 
 /** Terminal: hands every batch to fn (sinks, tests, the CLI). */
 typedef int (*velo_op_sink_fn)(void *arg, struct velo_batch *b);

@@ -263,7 +263,9 @@ static const char *const engine_keys[] = {
     /* Event time and watermarks (read by the queries of a source) and a
      * job's late-data policy (read by its aggregation). */
     "event.time.field", "event.time.format",
-    "watermark.max_out_of_orderness", "late.data.strategy"};
+    "watermark.max_out_of_orderness", "late.data.strategy",
+    /* The application's dead-letter file (any statement may name it). */
+    "dlq.path"};
 #define N_ENGINE_KEYS (sizeof(engine_keys) / sizeof(*engine_keys))
 
 static int is_engine_key(const char *k)
@@ -1974,16 +1976,21 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
                          "late data strategy 'update' needs EMIT CHANGES");
                 }
             } else if (strcasecmp(lp->value, "dead_letter") == 0) {
-                perr(pl, lp->value_pos, "V5016",
-                     "use 'drop' (late rows are counted and logged) or "
-                     "'update' with EMIT CHANGES",
-                     "late data strategy 'dead_letter' is not supported "
-                     "yet");
+                win.late_strategy = VELO_LATE_DROP;
+                if (pl->plan->pub.dlq_path == NULL) {
+                    perr(pl, lp->value_pos, "V5016",
+                         "name the file: '<job>.dlq.path'='late.jsonl' (or "
+                         "use 'drop' or 'update')",
+                         "late data strategy 'dead_letter' needs a "
+                         "dead-letter file");
+                } else {
+                    pl->plan->pub.late_dead_letter = 1;
+                }
             } else {
                 perr(pl, lp->value_pos, "V6005",
-                     "write 'drop' or 'update'",
-                     "'%s' must be drop or update, not '%s'", lp->key,
-                     lp->value);
+                     "write 'drop', 'update' or 'dead_letter'",
+                     "'%s' must be drop, update or dead_letter, not '%s'",
+                     lp->key, lp->value);
             }
             if (q->window.time != NULL) {
                 b.no_agg = "WINDOW";
@@ -3223,6 +3230,40 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
+/* '<name>.dlq.path': one dead-letter file for the application, named by
+ * any statement before any statement is planned (late.data.strategy
+ * 'dead_letter' needs it). */
+static void plan_dlq(struct planner *pl, const struct velo_sql_program *p)
+{
+    const struct ast_prop *first = NULL;
+    for (size_t i = 0; i < p->nstmts; i++) {
+        const struct ast_stmt *st = p->stmts[i];
+        for (size_t k = 0; !st->failed && k < st->nprops; k++) {
+            const struct ast_prop *pr = &st->props[k];
+            if (strcasecmp(prop_suffix(pr), "dlq.path") != 0) {
+                continue;
+            }
+            if (pr->value[0] == '\0') {
+                perr(pl, pr->value_pos, "V6005",
+                     "write a file path: 'app.dlq.path'='dead.jsonl'",
+                     "'%s' is empty", pr->key);
+            } else if (first == NULL) {
+                first = pr;
+                pl->plan->pub.dlq_path = pstr(pl, pr->value);
+            } else if (strcmp(first->value, pr->value) != 0) {
+                int line = line_of(pl, first->value_pos);
+                char hint[200];
+                snprintf(hint, sizeof(hint),
+                         "an application has one dead-letter file; line %d "
+                         "already names '%s'",
+                         line, first->value);
+                perr(pl, pr->value_pos, "V6005", hint,
+                     "a second dead-letter file '%s'", pr->value);
+            }
+        }
+    }
+}
+
 struct velo_plan *velo_sql_plan(const struct velo_sql_program *p,
                                 const struct velo_plan_env *env,
                                 struct velo_sql_diags *diags)
@@ -3256,6 +3297,7 @@ struct velo_plan *velo_sql_plan(const struct velo_sql_program *p,
     size_t errors0 = diags->errors;
     size_t first_diag = diags->n;
     int parse_failed = 0;
+    plan_dlq(&pl, p);
     for (size_t i = 0; i < n; i++) {
         const struct ast_stmt *st = p->stmts[i];
         if (st->failed) {

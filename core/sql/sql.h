@@ -155,7 +155,14 @@ struct velo_plan {
     size_t nstatements;
     struct velo_op **ops; /* every operator, for destroy and explain */
     size_t nops;
-    uint64_t fingerprint; /* of the bound plan: checkpoints (next issue) */
+    uint64_t fingerprint; /* of the bound plan: checkpoints refuse a
+                             checkpoint written under another one */
+    /* Dead letters: '<name>.dlq.path' on any statement (all must agree);
+     * NULL: bad records and failed rows are skipped and logged. */
+    char *dlq_path;
+    /* '<job>.late.data.strategy'='dead_letter': late rows (reported
+     * through on_late_row) go to the dead-letter file too. */
+    int late_dead_letter;
 };
 
 /**

@@ -120,7 +120,50 @@ struct velo_connector_vtable {
      *  @return VELO_OK, VELO_AGAIN (call again after `wake`), VELO_ERR. */
     int (*sink_flush)(struct velo_instance *ins);
     void (*sink_destroy)(struct velo_instance *ins);
+
+    /* ---- Appended in ABI 1.1: the engine reads these only when `size`
+     * covers them (a 1.0 plugin's vtable is shorter). ---- */
+
+    /* --- lookup: keyed reads for stream-table joins (NULL when none) --- */
+    /** Open the table the properties name for reads by the column `key`
+     *  (PostgreSQL: a table; Redis: hashes or JSON strings under
+     *  '<name>.key.prefix' + key). @return VELO_OK, or VELO_ERR (logged,
+     *  credentials redacted). */
+    int (*lookup_create)(struct velo_instance *ins, const void *config,
+                         const struct velo_connector_ctx *ctx,
+                         const char *key);
+    /** For keys[0..n) (the key values as text), set out->payload[i] to the
+     *  matching row as one JSON object ({"col": value, ...}), or ptr NULL
+     *  when there is none; out->count = n (n <= out->capacity). Views stay
+     *  valid until the next call. All values are sent as parameters, never
+     *  spliced into query text. @return VELO_OK or VELO_ERR (logged). */
+    int (*lookup_get)(struct velo_instance *ins, const struct velo_str *keys,
+                      size_t n, struct velo_source_batch *out);
+    void (*lookup_destroy)(struct velo_instance *ins);
+
+    /* --- introspection for tools and the Studio (NULL when none) --- */
+    /** Describe what the connector reaches with these settings, as a JSON
+     *  document in *out (malloc'd; the caller frees). what:
+     *    "list"     tables (PostgreSQL: [{"schema","table","columns":
+     *               [{"name","type","nullable"}]}]), topics (Kafka:
+     *               [{"topic","partitions","messages"}]), streams/keys
+     *               (Redis);
+     *    "describe" one of them (arg: its name): columns and types, or for
+     *               schemaless ones a schema inferred from sampled records
+     *               [{"field","type","example"}];
+     *    "groups"   consumer groups and their lag where it applies.
+     *  @return VELO_OK, VELO_DECLINED (what is not supported), VELO_ERR
+     *  with err (credentials redacted). */
+    int (*introspect)(const void *config,
+                      const struct velo_connector_ctx *ctx, const char *what,
+                      const char *arg, char **out, char *err, size_t errlen);
 };
+
+/* Does this vtable (of `size` bytes) carry member m? */
+#define VELO_VTABLE_HAS(vt, m)                                               \
+    ((vt)->size >= offsetof(struct velo_connector_vtable, m) +              \
+                       sizeof((vt)->m) &&                                     \
+     (vt)->m != NULL)
 
 #ifdef __cplusplus
 }
