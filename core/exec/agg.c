@@ -22,6 +22,14 @@
  *   STRING_AGG(x, sep) STRING; COLLECT_LIST(x) JSON array text.
  * NULL arguments are skipped; an aggregate that saw no value is NULL
  * (COUNT is 0).
+ *
+ * merge(dst, src) leaves dst as if it had seen dst's rows and then src's:
+ * order-dependent aggregates (FIRST_VALUE, LAST_VALUE, STRING_AGG,
+ * COLLECT_LIST) put dst's rows first, which is what a SESSION window
+ * wants when it merges an earlier session with a later one. save/load
+ * write a state's contents in the checkpoint encoding (state.h); load
+ * checks every count, flag and type tag it reads, so a corrupt section
+ * is refused (VELO_ERR), never trusted.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +39,7 @@
 #include <velo/log.h>
 
 #include "exec/func-internal.h"
+#include "exec/state.h"
 
 #define STATE(states, stride, gid) ((states) + (size_t)(gid) * (stride))
 #define ARG_NULL(c, r) ((c)->has_nulls && (c)->nulls[r])
@@ -100,6 +109,28 @@ static void count_final(struct velo_agg_ctx *ctx, const void *state,
     out->v.i64[row] = *(const int64_t *)state;
 }
 
+static void count_merge(struct velo_agg_ctx *ctx, void *dst, const void *src)
+{
+    *(int64_t *)dst += *(const int64_t *)src;
+}
+
+static int count_save(const void *state, struct velo_state_writer *w)
+{
+    velo_sw_i64(w, *(const int64_t *)state);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int count_load(void *state, struct velo_state_reader *r,
+                      struct velo_agg_ctx *ctx)
+{
+    int64_t n = velo_sr_i64(r);
+    if (n < 0) {
+        velo_sr_fail(r);
+    }
+    *(int64_t *)state = velo_sr_ok(r, 0) ? n : 0;
+    return velo_sr_ok(r, 0) ? VELO_OK : VELO_ERR;
+}
+
 /* ---- SUM / AVG ---------------------------------------------------------- */
 
 struct sum_i64 {
@@ -148,6 +179,46 @@ static void sum_i64_final(struct velo_agg_ctx *ctx, const void *state,
     }
 }
 
+/* Like update, an overflow is sticky: a running total of either part
+ * that left the range (an error when that part was emitted) stays one,
+ * even where the rows in another order would have stayed in range. */
+static void sum_i64_merge(struct velo_agg_ctx *ctx, void *dst,
+                          const void *src)
+{
+    struct sum_i64 *d = dst;
+    const struct sum_i64 *s = src;
+    d->overflow |= s->overflow;
+    d->overflow |= __builtin_add_overflow(d->sum, s->sum, &d->sum);
+    d->count += s->count;
+}
+
+static int sum_i64_save(const void *state, struct velo_state_writer *w)
+{
+    const struct sum_i64 *s = state;
+    velo_sw_i64(w, s->sum);
+    velo_sw_i64(w, s->count);
+    velo_sw_u8(w, s->overflow != 0);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int sum_i64_load(void *state, struct velo_state_reader *r,
+                        struct velo_agg_ctx *ctx)
+{
+    struct sum_i64 *s = state;
+    s->sum = velo_sr_i64(r);
+    s->count = velo_sr_i64(r);
+    uint8_t ov = velo_sr_u8(r);
+    if (s->count < 0 || ov > 1) {
+        velo_sr_fail(r);
+    }
+    s->overflow = ov;
+    if (!velo_sr_ok(r, 0)) {
+        sum_i64_init(s);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 /* A 128-bit sum kept as two halves: states are only 8-byte aligned. */
 struct sum_i128 {
     uint64_t lo;
@@ -189,6 +260,54 @@ static void sum_i128_update(struct velo_agg_ctx *ctx, char *states,
         s128_set(s, s128_get(s) + v[r]);
         s->count++;
     }
+}
+
+static void sum_i128_merge(struct velo_agg_ctx *ctx, void *dst,
+                           const void *src)
+{
+    struct sum_i128 *d = dst;
+    const struct sum_i128 *s = src;
+    /* Unsigned: two sums of at most 2^63 values of |v| < 2^63 each stay
+     * far inside 128 bits; wrapping arithmetic keeps UBSan quiet even on
+     * corrupt restored states. */
+    unsigned __int128 v =
+        (unsigned __int128)s128_get(d) + (unsigned __int128)s128_get(s);
+    s128_set(d, (__int128)v);
+    d->count += s->count;
+}
+
+static void s128_write(const struct sum_i128 *s, struct velo_state_writer *w)
+{
+    velo_sw_u64(w, s->lo);
+    velo_sw_i64(w, s->hi);
+    velo_sw_i64(w, s->count);
+}
+
+static void s128_read(struct sum_i128 *s, struct velo_state_reader *r)
+{
+    s->lo = velo_sr_u64(r);
+    s->hi = velo_sr_i64(r);
+    s->count = velo_sr_i64(r);
+    if (s->count < 0) {
+        velo_sr_fail(r);
+    }
+}
+
+static int sum_i128_save(const void *state, struct velo_state_writer *w)
+{
+    s128_write(state, w);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int sum_i128_load(void *state, struct velo_state_reader *r,
+                         struct velo_agg_ctx *ctx)
+{
+    s128_read(state, r);
+    if (!velo_sr_ok(r, 0)) {
+        sum_i128_init(state);
+        return VELO_ERR;
+    }
+    return VELO_OK;
 }
 
 static void sum_dec_final(struct velo_agg_ctx *ctx, const void *state,
@@ -253,6 +372,41 @@ static void avg_dec_update(struct velo_agg_ctx *ctx, char *states,
     }
 }
 
+static void avg_dec_merge(struct velo_agg_ctx *ctx, void *dst,
+                          const void *src)
+{
+    struct avg_dec *d = dst;
+    const struct avg_dec *s = src;
+    if (d->s.count == 0) {
+        d->scale = s->scale;
+    }
+    sum_i128_merge(ctx, &d->s, &s->s);
+}
+
+static int avg_dec_save(const void *state, struct velo_state_writer *w)
+{
+    const struct avg_dec *s = state;
+    s128_write(&s->s, w);
+    velo_sw_u8(w, (uint8_t)s->scale);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int avg_dec_load(void *state, struct velo_state_reader *r,
+                        struct velo_agg_ctx *ctx)
+{
+    struct avg_dec *s = state;
+    s128_read(&s->s, r);
+    s->scale = velo_sr_u8(r);
+    if (s->scale > VELO_DECIMAL_MAX_PRECISION) {
+        velo_sr_fail(r);
+    }
+    if (!velo_sr_ok(r, 0)) {
+        avg_dec_init(s);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 static void avg_dec_final(struct velo_agg_ctx *ctx, const void *state,
                           struct velo_column *out, size_t row,
                           struct velo_arena *out_arena)
@@ -314,6 +468,39 @@ static void sum_f64_final(struct velo_agg_ctx *ctx, const void *state,
     }
 }
 
+static void sum_f64_merge(struct velo_agg_ctx *ctx, void *dst,
+                          const void *src)
+{
+    struct sum_f64 *d = dst;
+    const struct sum_f64 *s = src;
+    d->sum += s->sum;
+    d->count += s->count;
+}
+
+static int sum_f64_save(const void *state, struct velo_state_writer *w)
+{
+    const struct sum_f64 *s = state;
+    velo_sw_f64(w, s->sum);
+    velo_sw_i64(w, s->count);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int sum_f64_load(void *state, struct velo_state_reader *r,
+                        struct velo_agg_ctx *ctx)
+{
+    struct sum_f64 *s = state;
+    s->sum = velo_sr_f64(r);
+    s->count = velo_sr_i64(r);
+    if (s->count < 0) {
+        velo_sr_fail(r);
+    }
+    if (!velo_sr_ok(r, 0)) {
+        sum_f64_init(s);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 static void avg_f64_final(struct velo_agg_ctx *ctx, const void *state,
                           struct velo_column *out, size_t row,
                           struct velo_arena *out_arena)
@@ -347,7 +534,8 @@ struct pick {
     union velo_slot v;
     uint64_t cap; /* bytes of the string buffer v.s.ptr points to */
     uint8_t has;
-    uint8_t pad[7];
+    uint8_t phys; /* of v once has: merge and save need the type */
+    uint8_t pad[6];
 };
 
 static void pick_init(void *s)
@@ -355,12 +543,12 @@ static void pick_init(void *s)
     memset(s, 0, sizeof(struct pick));
 }
 
-/* Keep row r's value, copying strings into the group arena (reusing the
- * state's buffer when it is big enough). */
-static void pick_store(struct velo_agg_ctx *ctx, struct pick *p,
-                       const struct velo_column *c, size_t r, int phys)
+/* Keep value v, copying strings into the group arena (reusing the
+ * state's buffer when it is big enough). @return VELO_ERR when out of
+ * memory (the old value stays). */
+static int pick_put(struct velo_agg_ctx *ctx, struct pick *p,
+                    union velo_slot v, int phys)
 {
-    union velo_slot v = velo_col_get(c, r);
     if (phys == VELO_PHYS_STR) {
         if (v.s.len > p->cap || !p->has) {
             size_t cap = v.s.len < 16 ? 16 : v.s.len;
@@ -369,7 +557,7 @@ static void pick_store(struct velo_agg_ctx *ctx, struct pick *p,
             }
             char *buf = velo_arena_alloc(ctx->arena, cap);
             if (buf == NULL) {
-                return; /* keep the old value: memory is exhausted */
+                return VELO_ERR;
             }
             p->cap = cap;
             p->v.s.ptr = buf;
@@ -382,6 +570,14 @@ static void pick_store(struct velo_agg_ctx *ctx, struct pick *p,
         p->v = v;
     }
     p->has = 1;
+    p->phys = (uint8_t)phys;
+    return VELO_OK;
+}
+
+static void pick_store(struct velo_agg_ctx *ctx, struct pick *p,
+                       const struct velo_column *c, size_t r, int phys)
+{
+    pick_put(ctx, p, velo_col_get(c, r), phys);
 }
 
 static void minmax_update(struct velo_agg_ctx *ctx, char *states,
@@ -398,6 +594,7 @@ static void minmax_update(struct velo_agg_ctx *ctx, char *states,
             if (!p->has || (want_max ? x > p->v.i : x < p->v.i)) {
                 p->v.i = x;
                 p->has = 1;
+                p->phys = VELO_PHYS_I64;
             }
         }
         return;
@@ -489,6 +686,87 @@ static void pick_final(struct velo_agg_ctx *ctx, const void *state,
     velo_col_put(out, row, p->v);
 }
 
+/* MIN/MAX keep dst's value on a tie (it came first); FIRST_VALUE keeps
+ * dst's when it has one, LAST_VALUE takes src's when it has one. */
+static void pick_merge(struct velo_agg_ctx *ctx, struct pick *d,
+                       const struct pick *s, int how)
+{
+    if (!s->has) {
+        return;
+    }
+    int take;
+    switch (how) {
+    case 0: /* MIN */
+        take = !d->has || velo_slot_cmp(s->phys, s->v, d->v) < 0;
+        break;
+    case 1: /* MAX */
+        take = !d->has || velo_slot_cmp(s->phys, s->v, d->v) > 0;
+        break;
+    case 2: /* FIRST_VALUE */
+        take = !d->has;
+        break;
+    default: /* LAST_VALUE */
+        take = 1;
+        break;
+    }
+    if (take) {
+        pick_put(ctx, d, s->v, s->phys);
+    }
+}
+
+#define PICK_MERGE(fname, how)                                               \
+    static void fname(struct velo_agg_ctx *ctx, void *dst, const void *src)  \
+    {                                                                        \
+        pick_merge(ctx, dst, src, how);                                      \
+    }
+
+PICK_MERGE(min_merge, 0)
+PICK_MERGE(max_merge, 1)
+PICK_MERGE(first_merge, 2)
+PICK_MERGE(last_merge, 3)
+
+static int pick_save(const void *state, struct velo_state_writer *w)
+{
+    const struct pick *p = state;
+    velo_sw_u8(w, p->has);
+    if (p->has) {
+        velo_sw_u8(w, p->phys);
+        velo_sw_value(w, p->phys, &p->v);
+    }
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int phys_valid(unsigned phys)
+{
+    return phys >= VELO_PHYS_U8 && phys <= VELO_PHYS_STR;
+}
+
+static int pick_load(void *state, struct velo_state_reader *r,
+                     struct velo_agg_ctx *ctx)
+{
+    struct pick *p = state;
+    uint8_t has = velo_sr_u8(r);
+    if (has > 1) {
+        velo_sr_fail(r);
+    } else if (has) {
+        uint8_t phys = velo_sr_u8(r);
+        if (!phys_valid(phys)) {
+            velo_sr_fail(r);
+        } else {
+            union velo_slot v;
+            velo_sr_value(r, phys, &v, NULL); /* a view: pick_put copies */
+            if (velo_sr_ok(r, 0) && pick_put(ctx, p, v, phys) != VELO_OK) {
+                velo_sr_fail(r);
+            }
+        }
+    }
+    if (!velo_sr_ok(r, 0)) {
+        pick_init(p);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 /* ---- Variance family (Welford) ------------------------------------------ */
 
 struct welford {
@@ -520,6 +798,52 @@ static void welford_update(struct velo_agg_ctx *ctx, char *states,
         w->mean += d / (double)w->n;
         w->m2 += d * (x - w->mean);
     }
+}
+
+/* Chan et al.'s parallel combination of two Welford states. */
+static void welford_merge(struct velo_agg_ctx *ctx, void *dst,
+                          const void *src)
+{
+    struct welford *d = dst;
+    const struct welford *s = src;
+    if (s->n == 0) {
+        return;
+    }
+    if (d->n == 0) {
+        *d = *s;
+        return;
+    }
+    double na = (double)d->n, nb = (double)s->n, n = na + nb;
+    double delta = s->mean - d->mean;
+    d->mean += delta * nb / n;
+    d->m2 += s->m2 + delta * delta * na * nb / n;
+    d->n += s->n;
+}
+
+static int welford_save(const void *state, struct velo_state_writer *w)
+{
+    const struct welford *s = state;
+    velo_sw_f64(w, s->mean);
+    velo_sw_f64(w, s->m2);
+    velo_sw_i64(w, s->n);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int welford_load(void *state, struct velo_state_reader *r,
+                        struct velo_agg_ctx *ctx)
+{
+    struct welford *s = state;
+    s->mean = velo_sr_f64(r);
+    s->m2 = velo_sr_f64(r);
+    s->n = velo_sr_i64(r);
+    if (s->n < 0) {
+        velo_sr_fail(r);
+    }
+    if (!velo_sr_ok(r, 0)) {
+        welford_init(s);
+        return VELO_ERR;
+    }
+    return VELO_OK;
 }
 
 static void variance_final(const struct welford *w, struct velo_column *out,
@@ -577,6 +901,52 @@ static int textacc_put(struct velo_agg_ctx *ctx, struct textacc *t,
     return VELO_OK;
 }
 
+/* The text so far as one byte string, for merge and save. */
+static int textacc_save(const struct textacc *t, struct velo_state_writer *w)
+{
+    velo_sw_u8(w, t->has != 0);
+    if (t->has) {
+        velo_sw_bytes(w, t->p, t->len);
+    }
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+/* @return has (0/1), with the text appended to the empty t; -1 when
+ * corrupt or out of memory. */
+static int textacc_load(struct textacc *t, struct velo_state_reader *r,
+                        struct velo_agg_ctx *ctx)
+{
+    uint8_t has = velo_sr_u8(r);
+    if (has > 1) {
+        velo_sr_fail(r);
+        return -1;
+    }
+    if (has) {
+        struct velo_str b = velo_sr_bytes(r);
+        if (b.ptr == NULL || textacc_put(ctx, t, b.ptr, b.len) != VELO_OK) {
+            velo_sr_fail(r);
+            return -1;
+        }
+        t->has = 1;
+    }
+    return velo_sr_ok(r, 0) ? has : -1;
+}
+
+/* STRING_AGG separates values by each later row's own separator, so a
+ * merge needs the separator that came with src's first value: it is
+ * kept (once per group) next to the text. */
+struct stragg {
+    struct textacc t;
+    const char *sep0;
+    uint64_t sep0_len;
+    uint64_t sep0_set; /* the first value's separator was not NULL */
+};
+
+static void stragg_init(void *s)
+{
+    memset(s, 0, sizeof(struct stragg));
+}
+
 static void string_agg_update(struct velo_agg_ctx *ctx, char *states,
                               size_t stride, const uint32_t *gid,
                               const struct velo_column *const *args,
@@ -588,13 +958,83 @@ static void string_agg_update(struct velo_agg_ctx *ctx, char *states,
         if (ARG_NULL(c, r)) {
             continue;
         }
-        struct textacc *t = (struct textacc *)STATE(states, stride, gid[i]);
-        if (t->has && !ARG_NULL(sep, r)) {
-            textacc_put(ctx, t, sep->v.str[r].ptr, sep->v.str[r].len);
+        struct stragg *g = (struct stragg *)STATE(states, stride, gid[i]);
+        struct textacc *t = &g->t;
+        if (!ARG_NULL(sep, r)) {
+            if (t->has) {
+                textacc_put(ctx, t, sep->v.str[r].ptr, sep->v.str[r].len);
+            } else {
+                g->sep0 = arena_dup(ctx->arena, sep->v.str[r].ptr,
+                                    sep->v.str[r].len);
+                g->sep0_len = sep->v.str[r].len;
+                g->sep0_set = g->sep0 != NULL;
+            }
         }
         textacc_put(ctx, t, c->v.str[r].ptr, c->v.str[r].len);
         t->has = 1;
     }
+}
+
+static void string_agg_merge(struct velo_agg_ctx *ctx, void *dst,
+                             const void *src)
+{
+    struct stragg *d = dst;
+    const struct stragg *s = src;
+    if (!s->t.has) {
+        return;
+    }
+    if (!d->t.has) {
+        d->sep0_set = 0;
+        if (s->sep0_set) {
+            d->sep0 = arena_dup(ctx->arena, s->sep0, s->sep0_len);
+            d->sep0_len = s->sep0_len;
+            d->sep0_set = d->sep0 != NULL;
+        }
+    } else if (s->sep0_set) {
+        textacc_put(ctx, &d->t, s->sep0, s->sep0_len);
+    }
+    textacc_put(ctx, &d->t, s->t.p, s->t.len);
+    d->t.has = 1;
+}
+
+static int string_agg_save(const void *state, struct velo_state_writer *w)
+{
+    const struct stragg *g = state;
+    textacc_save(&g->t, w);
+    if (g->t.has) {
+        velo_sw_u8(w, g->sep0_set != 0);
+        if (g->sep0_set) {
+            velo_sw_bytes(w, g->sep0, g->sep0_len);
+        }
+    }
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int string_agg_load(void *state, struct velo_state_reader *r,
+                           struct velo_agg_ctx *ctx)
+{
+    struct stragg *g = state;
+    int has = textacc_load(&g->t, r, ctx);
+    if (has == 1) {
+        uint8_t set = velo_sr_u8(r);
+        if (set > 1) {
+            velo_sr_fail(r);
+        } else if (set) {
+            struct velo_str b = velo_sr_bytes(r);
+            g->sep0 = b.ptr != NULL ? arena_dup(ctx->arena, b.ptr, b.len)
+                                    : NULL;
+            g->sep0_len = b.len;
+            g->sep0_set = 1;
+            if (g->sep0 == NULL) {
+                velo_sr_fail(r);
+            }
+        }
+    }
+    if (has < 0 || !velo_sr_ok(r, 0)) {
+        stragg_init(g);
+        return VELO_ERR;
+    }
+    return VELO_OK;
 }
 
 static void string_agg_final(struct velo_agg_ctx *ctx, const void *state,
@@ -635,6 +1075,44 @@ static void collect_update(struct velo_agg_ctx *ctx, char *states,
     }
 }
 
+static void collect_merge(struct velo_agg_ctx *ctx, void *dst,
+                          const void *src)
+{
+    struct textacc *d = dst;
+    const struct textacc *s = src;
+    if (!s->has) {
+        return;
+    }
+    /* src's text is "[v1,v2": drop its bracket after dst's values. */
+    if (d->has) {
+        textacc_put(ctx, d, ",", 1);
+        textacc_put(ctx, d, s->p + 1, s->len - 1);
+    } else {
+        textacc_put(ctx, d, s->p, s->len);
+    }
+    d->has = 1;
+}
+
+static int collect_save(const void *state, struct velo_state_writer *w)
+{
+    return textacc_save(state, w);
+}
+
+static int collect_load(void *state, struct velo_state_reader *r,
+                        struct velo_agg_ctx *ctx)
+{
+    struct textacc *t = state;
+    int has = textacc_load(t, r, ctx);
+    if (has == 1 && (t->len < 2 || t->p[0] != '[')) {
+        velo_sr_fail(r); /* not the opening of a JSON array */
+    }
+    if (has < 0 || !velo_sr_ok(r, 0)) {
+        textacc_init(t);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 static void collect_final(struct velo_agg_ctx *ctx, const void *state,
                           struct velo_column *out, size_t row,
                           struct velo_arena *out_arena)
@@ -667,6 +1145,8 @@ struct count_distinct {
     struct cd_entry *tab;
     uint32_t cap;
     uint32_t count;
+    uint32_t phys; /* of the values, once there is one */
+    uint32_t pad;
 };
 
 #define CD_SEED UINT64_C(0x5bd1e9955bd1e995)
@@ -703,6 +1183,38 @@ static int cd_grow(struct velo_agg_ctx *ctx, struct count_distinct *cd,
     return VELO_OK;
 }
 
+/* Add v (hash h) to the set. @return 1 when new, 0 when present, -1
+ * when out of memory. */
+static int cd_insert(struct velo_agg_ctx *ctx, struct count_distinct *cd,
+                     int phys, union velo_slot v, uint64_t h)
+{
+    if ((cd->count + 1) * 2 > cd->cap && cd_grow(ctx, cd, phys) != VELO_OK) {
+        return -1;
+    }
+    cd->phys = (uint32_t)phys;
+    uint32_t pos = (uint32_t)h & (cd->cap - 1);
+    for (;;) {
+        struct cd_entry *e = &cd->tab[pos];
+        if (e->hash == 0) {
+            if (phys == VELO_PHYS_STR && v.s.len > 0) {
+                char *copy = arena_dup(ctx->arena, v.s.ptr, v.s.len);
+                if (copy == NULL) {
+                    return -1;
+                }
+                v.s.ptr = copy;
+            }
+            e->hash = h;
+            e->v = v;
+            cd->count++;
+            return 1;
+        }
+        if (e->hash == h && velo_slot_key_eq(phys, e->v, v)) {
+            return 0;
+        }
+        pos = (pos + 1) & (cd->cap - 1);
+    }
+}
+
 static void cd_update(struct velo_agg_ctx *ctx, char *states, size_t stride,
                       const uint32_t *gid,
                       const struct velo_column *const *args,
@@ -717,34 +1229,60 @@ static void cd_update(struct velo_agg_ctx *ctx, char *states, size_t stride,
         }
         struct count_distinct *cd =
             (struct count_distinct *)STATE(states, stride, gid[i]);
-        if ((cd->count + 1) * 2 > cd->cap &&
-            cd_grow(ctx, cd, phys) != VELO_OK) {
-            continue;
-        }
         union velo_slot v = velo_col_get(c, r);
-        uint64_t h = velo_hash_slot(phys, v, CD_SEED) | 1;
-        uint32_t pos = (uint32_t)h & (cd->cap - 1);
-        for (;;) {
-            struct cd_entry *e = &cd->tab[pos];
-            if (e->hash == 0) {
-                if (phys == VELO_PHYS_STR && v.s.len > 0) {
-                    char *copy = arena_dup(ctx->arena, v.s.ptr, v.s.len);
-                    if (copy == NULL) {
-                        break;
-                    }
-                    v.s.ptr = copy;
-                }
-                e->hash = h;
-                e->v = v;
-                cd->count++;
-                break;
-            }
-            if (e->hash == h && velo_slot_key_eq(phys, e->v, v)) {
-                break;
-            }
-            pos = (pos + 1) & (cd->cap - 1);
+        cd_insert(ctx, cd, phys, v, velo_hash_slot(phys, v, CD_SEED) | 1);
+    }
+}
+
+static void cd_merge(struct velo_agg_ctx *ctx, void *dst, const void *src)
+{
+    struct count_distinct *d = dst;
+    const struct count_distinct *s = src;
+    for (uint32_t i = 0; i < s->cap; i++) {
+        if (s->tab[i].hash != 0) {
+            cd_insert(ctx, d, (int)s->phys, s->tab[i].v, s->tab[i].hash);
         }
     }
+}
+
+static int cd_save(const void *state, struct velo_state_writer *w)
+{
+    const struct count_distinct *cd = state;
+    velo_sw_u32(w, cd->count);
+    if (cd->count > 0) {
+        velo_sw_u8(w, (uint8_t)cd->phys);
+        for (uint32_t i = 0; i < cd->cap; i++) {
+            if (cd->tab[i].hash != 0) {
+                velo_sw_value(w, (int)cd->phys, &cd->tab[i].v);
+            }
+        }
+    }
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int cd_load(void *state, struct velo_state_reader *r,
+                   struct velo_agg_ctx *ctx)
+{
+    struct count_distinct *cd = state;
+    uint32_t n = velo_sr_u32(r);
+    uint8_t phys = n > 0 ? velo_sr_u8(r) : 0;
+    if (n > 0 && !phys_valid(phys)) {
+        velo_sr_fail(r);
+    }
+    /* A corrupt count ends at the first short read, never a long loop. */
+    for (uint32_t i = 0; i < n && velo_sr_ok(r, 0); i++) {
+        union velo_slot v;
+        velo_sr_value(r, phys, &v, NULL);
+        uint64_t h = velo_hash_slot(phys, v, CD_SEED) | 1;
+        if (velo_sr_ok(r, 0) && cd_insert(ctx, cd, phys, v, h) != 1) {
+            velo_sr_fail(r); /* a repeated value, or out of memory */
+        }
+    }
+    if (!velo_sr_ok(r, 0)) {
+        cd_init(cd);
+        return VELO_ERR;
+    }
+    return VELO_OK;
 }
 
 static void cd_final(struct velo_agg_ctx *ctx, const void *state,
@@ -785,23 +1323,32 @@ static inline void hll_reg(uint8_t *regs, uint64_t h)
     }
 }
 
+/* Switch to registers, folding in the exact hashes kept so far. */
+static int hll_densify(struct velo_agg_ctx *ctx, struct hll *s)
+{
+    uint8_t *regs = velo_arena_alloc(ctx->arena, HLL_M);
+    if (regs == NULL) {
+        return VELO_ERR;
+    }
+    memset(regs, 0, HLL_M);
+    for (uint32_t i = 0; i < s->capsparse; i++) {
+        if (s->sparse[i] != 0) {
+            hll_reg(regs, s->sparse[i]);
+        }
+    }
+    s->regs = regs;
+    s->sparse = NULL;
+    return VELO_OK;
+}
+
 static int hll_sparse_add(struct velo_agg_ctx *ctx, struct hll *s, uint64_t h)
 {
     if ((s->nsparse + 1) * 2 > s->capsparse) {
         if (s->nsparse + 1 > HLL_SPARSE_MAX) {
-            uint8_t *regs = velo_arena_alloc(ctx->arena, HLL_M);
-            if (regs == NULL) {
+            if (hll_densify(ctx, s) != VELO_OK) {
                 return VELO_ERR;
             }
-            memset(regs, 0, HLL_M);
-            for (uint32_t i = 0; i < s->capsparse; i++) {
-                if (s->sparse[i] != 0) {
-                    hll_reg(regs, s->sparse[i]);
-                }
-            }
-            s->regs = regs;
-            s->sparse = NULL;
-            hll_reg(regs, h);
+            hll_reg(s->regs, h);
             return VELO_OK;
         }
         uint32_t cap = s->capsparse ? s->capsparse * 2 : 16;
@@ -858,6 +1405,99 @@ static void hll_update(struct velo_agg_ctx *ctx, char *states, size_t stride,
     }
 }
 
+static int hll_add(struct velo_agg_ctx *ctx, struct hll *s, uint64_t h)
+{
+    if (s->regs != NULL) {
+        hll_reg(s->regs, h);
+        return VELO_OK;
+    }
+    return hll_sparse_add(ctx, s, h);
+}
+
+/* The union: register-wise max, or the exact hashes while both are
+ * small (the same state the rows of both would have built). */
+static void hll_merge(struct velo_agg_ctx *ctx, void *dst, const void *src)
+{
+    struct hll *d = dst;
+    const struct hll *s = src;
+    if (s->regs != NULL) {
+        if (d->regs == NULL && hll_densify(ctx, d) != VELO_OK) {
+            return;
+        }
+        for (unsigned j = 0; j < HLL_M; j++) {
+            if (s->regs[j] > d->regs[j]) {
+                d->regs[j] = s->regs[j];
+            }
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < s->capsparse; i++) {
+        if (s->sparse[i] != 0) {
+            hll_add(ctx, d, s->sparse[i]);
+        }
+    }
+}
+
+#define HLL_MAX_RHO (64 - HLL_P + 1)
+
+static int hll_save(const void *state, struct velo_state_writer *w)
+{
+    const struct hll *s = state;
+    velo_sw_u8(w, s->regs != NULL);
+    if (s->regs != NULL) {
+        velo_sw_raw(w, s->regs, HLL_M);
+    } else {
+        velo_sw_u32(w, s->nsparse);
+        for (uint32_t i = 0; i < s->capsparse; i++) {
+            if (s->sparse[i] != 0) {
+                velo_sw_u64(w, s->sparse[i]);
+            }
+        }
+    }
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int hll_load(void *state, struct velo_state_reader *r,
+                    struct velo_agg_ctx *ctx)
+{
+    struct hll *s = state;
+    uint8_t dense = velo_sr_u8(r);
+    if (dense > 1) {
+        velo_sr_fail(r);
+    } else if (dense) {
+        s->regs = velo_arena_alloc(ctx->arena, HLL_M);
+        if (s->regs == NULL) {
+            velo_sr_fail(r);
+        } else {
+            velo_sr_raw(r, s->regs, HLL_M);
+            for (unsigned j = 0; j < HLL_M; j++) {
+                if (s->regs[j] > HLL_MAX_RHO) {
+                    velo_sr_fail(r);
+                    break;
+                }
+            }
+        }
+    } else {
+        uint32_t n = velo_sr_u32(r);
+        if (n > HLL_SPARSE_MAX) {
+            velo_sr_fail(r);
+        }
+        for (uint32_t i = 0; i < n && velo_sr_ok(r, 0); i++) {
+            uint64_t h = velo_sr_u64(r);
+            /* Hashes are odd (0 marks an empty slot) and distinct. */
+            if ((h & 1) == 0 || hll_sparse_add(ctx, s, h) != VELO_OK ||
+                s->nsparse != i + 1) {
+                velo_sr_fail(r);
+            }
+        }
+    }
+    if (!velo_sr_ok(r, 0)) {
+        hll_init(s);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 static void hll_final(struct velo_agg_ctx *ctx, const void *state,
                       struct velo_column *out, size_t row,
                       struct velo_arena *out_arena)
@@ -885,65 +1525,93 @@ static void hll_final(struct velo_agg_ctx *ctx, const void *state,
 /* ---- Table -------------------------------------------------------------- */
 
 #define A0 {0, 0, 0}
-#define AGG(name, nargs, a0, a1, ret, rett, dok, st, init, upd, fin)         \
+/* pfx names the state's merge/save/load: pfx##_merge, pfx##_save,
+ * pfx##_load. */
+#define AGG(name, nargs, a0, a1, ret, rett, dok, st, init, upd, fin, mrg,    \
+            pfx)                                                             \
     {name, nargs, {a0, a1}, ret, rett, dok, st, init, upd, fin, NULL,       \
-     NULL, NULL, NULL}
+     mrg, pfx##_save, pfx##_load}
 
 static const struct velo_agg agg_table[] = {
     AGG("COUNT", 0, A0, A0, VT_BIG, NULL, 1, sizeof(int64_t), i64_init,
-        countstar_update, count_final),
+        countstar_update, count_final, count_merge,
+        count),
     AGG("COUNT", 1, VT_ANY, A0, VT_BIG, NULL, 1, sizeof(int64_t), i64_init,
-        count_update, count_final),
+        count_update, count_final, count_merge,
+        count),
     AGG("SUM", 1, VT_BIG, A0, VT_BIG, NULL, 0, sizeof(struct sum_i64),
-        sum_i64_init, sum_i64_update, sum_i64_final),
+        sum_i64_init, sum_i64_update, sum_i64_final, sum_i64_merge,
+        sum_i64),
     AGG("SUM", 1, VT_DEC, A0, VT_DEC, ret_sum_dec, 0, sizeof(struct sum_i128),
-        sum_i128_init, sum_i128_update, sum_dec_final),
+        sum_i128_init, sum_i128_update, sum_dec_final, sum_i128_merge,
+        sum_i128),
     AGG("SUM", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct sum_f64),
-        sum_f64_init, sum_f64_update, sum_f64_final),
+        sum_f64_init, sum_f64_update, sum_f64_final, sum_f64_merge,
+        sum_f64),
     AGG("SUM", 1, VT_IVL, A0, VT_IVL, NULL, 0, sizeof(struct sum_i64),
-        sum_i64_init, sum_i64_update, sum_i64_final),
+        sum_i64_init, sum_i64_update, sum_i64_final, sum_i64_merge,
+        sum_i64),
     AGG("AVG", 1, VT_BIG, A0, VT_DBL, NULL, 0, sizeof(struct sum_i128),
-        sum_i128_init, sum_i128_update, avg_int_final),
+        sum_i128_init, sum_i128_update, avg_int_final, sum_i128_merge,
+        sum_i128),
     AGG("AVG", 1, VT_DEC, A0, VT_DEC, ret_avg_dec, 0, sizeof(struct avg_dec),
-        avg_dec_init, avg_dec_update, avg_dec_final),
+        avg_dec_init, avg_dec_update, avg_dec_final, avg_dec_merge,
+        avg_dec),
     AGG("AVG", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct sum_f64),
-        sum_f64_init, sum_f64_update, avg_f64_final),
+        sum_f64_init, sum_f64_update, avg_f64_final, sum_f64_merge,
+        sum_f64),
     AGG("MIN", 1, VT_ANY, A0, VT_ANY, velo_ret_arg0, 1, sizeof(struct pick),
-        pick_init, min_update, pick_final),
+        pick_init, min_update, pick_final, min_merge,
+        pick),
     AGG("MAX", 1, VT_ANY, A0, VT_ANY, velo_ret_arg0, 1, sizeof(struct pick),
-        pick_init, max_update, pick_final),
+        pick_init, max_update, pick_final, max_merge,
+        pick),
     AGG("FIRST_VALUE", 1, VT_ANY, A0, VT_ANY, velo_ret_arg0, 0,
-        sizeof(struct pick), pick_init, first_update, pick_final),
+        sizeof(struct pick), pick_init, first_update, pick_final, first_merge,
+        pick),
     AGG("LAST_VALUE", 1, VT_ANY, A0, VT_ANY, velo_ret_arg0, 0,
-        sizeof(struct pick), pick_init, last_update, pick_final),
+        sizeof(struct pick), pick_init, last_update, pick_final, last_merge,
+        pick),
     AGG("STDDEV_SAMP", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct welford),
-        welford_init, welford_update, stddev_samp_final),
+        welford_init, welford_update, stddev_samp_final, welford_merge,
+        welford),
     AGG("STDDEV", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct welford),
-        welford_init, welford_update, stddev_samp_final),
+        welford_init, welford_update, stddev_samp_final, welford_merge,
+        welford),
     AGG("STDDEV_POP", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct welford),
-        welford_init, welford_update, stddev_pop_final),
+        welford_init, welford_update, stddev_pop_final, welford_merge,
+        welford),
     AGG("VAR_SAMP", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct welford),
-        welford_init, welford_update, var_samp_final),
+        welford_init, welford_update, var_samp_final, welford_merge,
+        welford),
     AGG("VARIANCE", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct welford),
-        welford_init, welford_update, var_samp_final),
+        welford_init, welford_update, var_samp_final, welford_merge,
+        welford),
     AGG("VAR_POP", 1, VT_DBL, A0, VT_DBL, NULL, 0, sizeof(struct welford),
-        welford_init, welford_update, var_pop_final),
+        welford_init, welford_update, var_pop_final, welford_merge,
+        welford),
     AGG("APPROX_COUNT_DISTINCT", 1, VT_ANY, A0, VT_BIG, NULL, 0,
-        sizeof(struct hll), hll_init, hll_update, hll_final),
+        sizeof(struct hll), hll_init, hll_update, hll_final, hll_merge,
+        hll),
     AGG("STRING_AGG", 2, VT_STR, VT_STR, VT_STR, NULL, 0,
-        sizeof(struct textacc), textacc_init, string_agg_update,
-        string_agg_final),
-    AGG("LISTAGG", 2, VT_STR, VT_STR, VT_STR, NULL, 0, sizeof(struct textacc),
-        textacc_init, string_agg_update, string_agg_final),
+        sizeof(struct stragg), stragg_init, string_agg_update,
+        string_agg_final, string_agg_merge,
+        string_agg),
+    AGG("LISTAGG", 2, VT_STR, VT_STR, VT_STR, NULL, 0, sizeof(struct stragg),
+        stragg_init, string_agg_update, string_agg_final, string_agg_merge,
+        string_agg),
     AGG("COLLECT_LIST", 1, VT_ANY, A0, VT_JSON, NULL, 0,
-        sizeof(struct textacc), textacc_init, collect_update, collect_final),
+        sizeof(struct textacc), textacc_init, collect_update, collect_final,
+        collect_merge, collect),
     AGG("ARRAY_AGG", 1, VT_ANY, A0, VT_JSON, NULL, 0, sizeof(struct textacc),
-        textacc_init, collect_update, collect_final),
+        textacc_init, collect_update, collect_final, collect_merge,
+        collect),
 };
 
 static const struct velo_agg count_distinct_agg =
     AGG("COUNT", 1, VT_ANY, A0, VT_BIG, NULL, 1,
-        sizeof(struct count_distinct), cd_init, cd_update, cd_final);
+        sizeof(struct count_distinct), cd_init, cd_update, cd_final, cd_merge,
+        cd);
 
 const struct velo_agg *velo_agg_count_distinct(void)
 {

@@ -6,8 +6,10 @@
 #ifndef VELO_EXEC_INTERNAL_H
 #define VELO_EXEC_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "exec/batch.h"
@@ -122,6 +124,23 @@ static inline void velo_col_set_null(struct velo_column *c, size_t r)
 static inline int velo_col_is_null(const struct velo_column *c, size_t r)
 {
     return c->has_nulls && c->nulls[r];
+}
+
+/* Write n stored values (nulls[k], vals[k]) into row `row` of cols[0..n):
+ * how Sort, Top-N, OVER and Aggregate emit a kept row or key. */
+static inline void velo_slots_put_row(struct velo_column *cols, size_t row,
+                                      const uint8_t *nulls,
+                                      const union velo_slot *vals, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        struct velo_column *col = &cols[k];
+        col->nulls[row] = nulls[k];
+        if (nulls[k]) {
+            col->has_nulls = 1;
+        } else {
+            velo_col_put(col, row, vals[k]);
+        }
+    }
 }
 
 /** Compare two non-NULL values of one physical type: <0, 0, >0. Doubles
@@ -289,6 +308,18 @@ static inline void velo_hindex_put(struct velo_hindex *h, size_t pos,
     h->slots[pos] = (hash & UINT64_C(0xffffffff00000000)) | (id + 1u);
     h->count++;
 }
+/** Insert entry id (not in the index yet) at the first free slot of its
+ *  probe sequence; room must have been reserved. For rebuilds and restores,
+ *  which know no equal key is present. */
+static inline void velo_hindex_insert(struct velo_hindex *h, uint64_t hash,
+                                      uint32_t id)
+{
+    size_t pos = hash & h->mask;
+    while (h->slots[pos] != 0) {
+        pos = (pos + 1) & h->mask;
+    }
+    velo_hindex_put(h, pos, hash, id);
+}
 size_t velo_hindex_bytes(const struct velo_hindex *h);
 
 /* ---- Key columns -------------------------------------------------------- */
@@ -366,10 +397,87 @@ long velo_rowstore_add(struct velo_rowstore *rs);
 /** Set column c of row i from row r of col (copies strings). */
 int velo_rowstore_set(struct velo_rowstore *rs, size_t i, size_t c,
                       const struct velo_column *col, size_t r);
+/** Free row i's values: its strings become garbage, every column NULL.
+ *  The slot stays; stores that reuse slots keep a free list. */
+void velo_rowstore_release(struct velo_rowstore *rs, size_t i);
 /** Rebuild the arena when garbage exceeds the live bytes (and 1 MiB). */
 int velo_rowstore_maybe_compact(struct velo_rowstore *rs);
+/** The same, copying only the rows i with live[i] != 0: for stores whose
+ *  freed rows are not cleared (their strings are counted as garbage). */
+int velo_rowstore_maybe_compact_live(struct velo_rowstore *rs,
+                                     const uint8_t *live);
 size_t velo_rowstore_bytes(const struct velo_rowstore *rs);
 void velo_rowstore_clear(struct velo_rowstore *rs);
+/** Order of stored rows a and b (< 0: a comes first) by the sort values
+ *  kept in columns [first, first + nkeys) (phys[k]: their physical
+ *  types), then by arrival (seq). Sort and Top-N; inline because it is
+ *  their heaps' and lists' comparator. */
+static inline int velo_rowstore_cmp(struct velo_rowstore *rs, size_t a,
+                                    size_t b, size_t first,
+                                    const struct velo_sort_key *keys,
+                                    const int *phys, size_t nkeys)
+{
+    uint8_t *na = velo_rowstore_nulls(rs, a);
+    uint8_t *nb = velo_rowstore_nulls(rs, b);
+    union velo_slot *va = velo_rowstore_vals(rs, a);
+    union velo_slot *vb = velo_rowstore_vals(rs, b);
+    for (size_t k = 0; k < nkeys; k++) {
+        size_t c = first + k;
+        const struct velo_sort_key *key = &keys[k];
+        if (na[c] || nb[c]) {
+            if (na[c] && nb[c]) {
+                continue;
+            }
+            int a_first = na[c] ? key->nulls_first : !key->nulls_first;
+            return a_first ? -1 : 1;
+        }
+        int r = velo_slot_cmp(phys[k], va[c], vb[c]);
+        if (r != 0) {
+            return key->desc ? -r : r;
+        }
+    }
+    uint64_t sa = velo_rowstore_hdr(rs, a)->seq;
+    uint64_t sb = velo_rowstore_hdr(rs, b)->seq;
+    return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+/** Would row r of the sort value columns cols come before stored row id
+ *  (layout as velo_rowstore_cmp)? Equal values: no, the stored row
+ *  arrived first. Lets a row that cannot make a top-k cut be dropped
+ *  without copying it. */
+static inline int velo_rowstore_before(struct velo_rowstore *rs, size_t id,
+                                       const struct velo_column *const *cols,
+                                       size_t r, size_t first,
+                                       const struct velo_sort_key *keys,
+                                       const int *phys, size_t nkeys)
+{
+    uint8_t *nb = velo_rowstore_nulls(rs, id);
+    union velo_slot *vb = velo_rowstore_vals(rs, id);
+    for (size_t k = 0; k < nkeys; k++) {
+        size_t c = first + k;
+        const struct velo_sort_key *key = &keys[k];
+        int anull = velo_col_is_null(cols[k], r);
+        if (anull || nb[c]) {
+            if (anull && nb[c]) {
+                continue;
+            }
+            return anull ? key->nulls_first : !key->nulls_first;
+        }
+        int cmp = velo_slot_cmp(phys[k], velo_col_get(cols[k], r), vb[c]);
+        if (cmp != 0) {
+            return key->desc ? cmp > 0 : cmp < 0;
+        }
+    }
+    return 0;
+}
+
+/** Checkpoints: rows [0, n) with their headers (velo_sw_* encoding). */
+void velo_rowstore_snapshot(const struct velo_rowstore *rs,
+                            struct velo_state_writer *w);
+/** Append the rows a snapshot wrote (strings copied into the arena).
+ *  @return VELO_OK, or VELO_ERR when the section is corrupt (r->bad). */
+int velo_rowstore_restore(struct velo_rowstore *rs,
+                          struct velo_state_reader *r);
 
 /* ---- Evaluation internals ---------------------------------------------- */
 
@@ -386,6 +494,12 @@ int velo_evaluator_is_column(const struct velo_evaluator *ev);
 
 /* ---- Operator helpers --------------------------------------------------- */
 
+/** Append id to a growable id list (the free lists of row and partition
+ *  slots), doubling it from first_cap when full.
+ *  @return VELO_OK, or VELO_ERR (ENOMEM) with the list unchanged. */
+int velo_ids_push(uint32_t **ids, size_t *n, size_t *cap, size_t first_cap,
+                  uint32_t id);
+
 /** Allocate an operator with its impl and out_schema (owned). */
 struct velo_op *velo_op_alloc(const struct velo_exec_env *env,
                               const struct velo_op_ops *ops,
@@ -400,5 +514,21 @@ size_t velo_op_report_errors(struct velo_op *op, struct velo_eval_ctx *ctx,
 size_t velo_sel_drop_failed(const struct velo_eval_ctx *ctx,
                             const uint16_t *sel, size_t n, uint16_t *out_sel);
 int64_t velo_op_now(const struct velo_exec_env *env);
+/** Append printf output to buf (len bytes, *used filled) for explain text;
+ *  once the text is cut short, later appends are dropped. */
+static inline VELO_PRINTF(4, 5) void velo_buf_appendf(char *buf, size_t len,
+                                                      size_t *used,
+                                                      const char *fmt, ...)
+{
+    if (*used < len) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(buf + *used, len - *used, fmt, ap);
+        va_end(ap);
+        if (w > 0) {
+            *used += (size_t)w;
+        }
+    }
+}
 
 #endif /* VELO_EXEC_INTERNAL_H */

@@ -40,6 +40,11 @@
  * change); each segment is updated vectorized, then its rows' groups are
  * written out in input order, INSERT the first time a group is emitted
  * and UPDATE after.
+ *
+ * SESSION windows (per key, [first, last + gap), merged when a row
+ * bridges two) have their own section below; checkpoints (snapshot and
+ * restore of groups, windows, sessions and the watermark) are at the
+ * end, before construction.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -50,6 +55,7 @@
 
 #include "exec/exec-internal.h"
 #include "exec/func-internal.h"
+#include "exec/state.h"
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 #define AGG_SEED UINT64_C(0x9ae16a3b2f90404f)
@@ -134,7 +140,47 @@ struct agg_impl {
     size_t cap;
     int fast_i64; /* one BIGINT-like key */
     char *tmpl;   /* a new group's record: every state initialized */
+
+    /* SESSION windows (see the section "Sessions"). */
+    int session;
+    struct gtable *skeys;  /* key records: key values + struct skey */
+    size_t skey_off;       /* of struct skey in a key record */
+    char *srecs;           /* session records: struct srec + states */
+    size_t sstride, nsrec, capsrec;
+    uint32_t sfree;        /* free list through srec.next */
+    size_t live_sess, live_keys;
+    char *stmpl;           /* a new session's record */
+    struct sheap_e *heap;  /* pending closes, earliest first */
+    size_t nheap, capheap;
+    uint32_t *closing;     /* sessions closing in one watermark step */
+    size_t capclosing;
+    size_t arena_mark;     /* key arena bytes after the last compaction */
+    size_t keys_mark;      /* key records after the last compaction */
+    uint32_t sseg;         /* segment stamp of sessions */
 };
+
+/* A session: [start, last + gap) of one key. */
+struct srec {
+    int64_t start, last;
+    uint32_t next; /* the key's next session by start, or the free list */
+    uint32_t key;  /* key record id */
+    uint32_t gen;  /* bumped when freed: heap entries of old lives */
+    uint32_t seg;
+    uint8_t emitted, live;
+    uint8_t pad[6];
+};
+
+struct skey {
+    uint32_t head; /* first open session (by start), or SNONE */
+    uint32_t nsess;
+};
+
+struct sheap_e {
+    int64_t at; /* the watermark that releases the session (or later) */
+    uint32_t sid, gen;
+};
+
+#define SNONE UINT32_MAX
 
 /* ---- Group tables ------------------------------------------------------- */
 
@@ -391,14 +437,7 @@ static int emit_group(struct velo_op *op, struct gtable *g, size_t id)
     const uint8_t *nulls = (const uint8_t *)rec + a->nulls_off;
     const union velo_slot *vals =
         (const union velo_slot *)((const char *)rec + a->vals_off);
-    for (size_t k = 0; k < a->nkeys; k++) {
-        struct velo_column *c = &out->cols[a->out_key0 + k];
-        if (nulls[k]) {
-            velo_col_set_null(c, row);
-        } else {
-            velo_col_put(c, row, vals[k]);
-        }
-    }
+    velo_slots_put_row(out->cols + a->out_key0, row, nulls, vals, a->nkeys);
     a->actx.arena = g->arena;
     a->actx.eval = &a->fctx;
     size_t col0 = a->out_key0 + a->nkeys;
@@ -449,21 +488,29 @@ static void update_stats(struct velo_op *op)
     for (size_t i = 0; i < a->nspare; i++) {
         bytes += gtable_bytes(a->spare[i]);
     }
+    if (a->session) {
+        rows += a->live_sess;
+        bytes += gtable_bytes(a->skeys) + a->capsrec * a->sstride +
+                 a->capheap * sizeof(*a->heap);
+    }
     op->stats.state_rows = rows;
     op->stats.state_bytes = bytes;
 }
 
 /* ---- Push --------------------------------------------------------------- */
 
-static void update_segment(struct agg_impl *a, struct gtable *g, size_t s)
+/* Update the s rows of the segment (seg_rows, seg_gid) into the records
+ * at base (stride bytes apart), variable data in arena. */
+static void update_records(struct agg_impl *a, char *base, size_t stride,
+                           struct velo_arena *arena, size_t s)
 {
-    a->actx.arena = g->arena;
+    a->actx.arena = arena;
     a->actx.eval = &a->ctx;
     for (size_t j = 0; j < a->naggs; j++) {
         struct agg_rt *ag = &a->aggs[j];
-        char *states = g->recs + ag->off;
+        char *states = base + ag->off;
         if (ag->pass == NULL) {
-            ag->agg->update(&a->actx, states, a->stride, a->seg_gid, ag->argc,
+            ag->agg->update(&a->actx, states, stride, a->seg_gid, ag->argc,
                             a->seg_rows, s);
             continue;
         }
@@ -475,10 +522,15 @@ static void update_segment(struct agg_impl *a, struct gtable *g, size_t s)
             m += ag->pass[r];
         }
         if (m > 0) {
-            ag->agg->update(&a->actx, states, a->stride, a->f_gid, ag->argc,
+            ag->agg->update(&a->actx, states, stride, a->f_gid, ag->argc,
                             a->f_rows, m);
         }
     }
+}
+
+static void update_segment(struct agg_impl *a, struct gtable *g, size_t s)
+{
+    update_records(a, g->recs, a->stride, g->arena, s);
 }
 
 /* Does the hopping window starting at ws take a row at time t that came
@@ -551,6 +603,605 @@ static int run_items(struct velo_op *op, size_t m)
     return rc;
 }
 
+/* ---- Sessions ------------------------------------------------------------
+ * Keys live in their own table (skeys); each key record ends with a
+ * struct skey heading the key's open sessions, a short list sorted by
+ * start. Sessions are records of one dense pool (srecs: struct srec, then
+ * every aggregate's state), recycled through a free list, so aggregate
+ * updates stay vectorized over (row, session id) segments exactly like
+ * groups. A row at t opens the window [t, t + gap); every session it
+ * overlaps (at most two: open sessions are disjoint and each is at least
+ * gap long) becomes one, the earliest absorbing the later (states combine
+ * with velo_agg.merge, the earlier's rows first). Closing is driven by a
+ * min-heap of (release watermark, session): an entry is only a lower
+ * bound (sessions grow after it is pushed), so a popped session that has
+ * grown is pushed again with its real bound, and a session costs one heap
+ * entry per life, not one per row. Variable data of every session and
+ * the key strings share the key table's arena; once most keys are dead
+ * or the arena has doubled, the table is rebuilt with the live keys and
+ * the live states copied through save/load, so memory follows the open
+ * sessions, not the input. */
+
+static inline struct srec *srec_at(const struct agg_impl *a, uint32_t sid)
+{
+    return (struct srec *)(a->srecs + (size_t)sid * a->sstride);
+}
+
+static inline struct skey *skey_of(const struct agg_impl *a, uint32_t kid)
+{
+    return (struct skey *)((char *)rec_at(a->skeys, kid) + a->skey_off);
+}
+
+static inline int64_t sess_end(const struct agg_impl *a, const struct srec *s)
+{
+    return sat_add(s->last, a->size_us);
+}
+
+/* The session takes rows (and FINAL has not emitted it) until the
+ * watermark reaches end + grace; its state is released at held. */
+static inline int64_t sess_close_at(const struct agg_impl *a,
+                                    const struct srec *s)
+{
+    return sat_add(sess_end(a, s), a->grace_us);
+}
+
+static inline int64_t sess_held(const struct agg_impl *a, const struct srec *s)
+{
+    return sat_add(sess_close_at(a, s), a->retain_us);
+}
+
+static int heap_push(struct agg_impl *a, int64_t at, uint32_t sid)
+{
+    if (a->nheap == a->capheap) {
+        size_t cap = a->capheap ? a->capheap * 2 : 64;
+        struct sheap_e *h = realloc(a->heap, cap * sizeof(*h));
+        if (h == NULL) {
+            return VELO_ERR;
+        }
+        a->heap = h;
+        a->capheap = cap;
+    }
+    size_t i = a->nheap++;
+    struct sheap_e e = {at, sid, srec_at(a, sid)->gen};
+    while (i > 0 && a->heap[(i - 1) / 2].at > at) {
+        a->heap[i] = a->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    a->heap[i] = e;
+    return VELO_OK;
+}
+
+static struct sheap_e heap_pop(struct agg_impl *a)
+{
+    struct sheap_e top = a->heap[0];
+    struct sheap_e last = a->heap[--a->nheap];
+    size_t i = 0, n = a->nheap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) {
+            break;
+        }
+        if (c + 1 < n && a->heap[c + 1].at < a->heap[c].at) {
+            c++;
+        }
+        if (a->heap[c].at >= last.at) {
+            break;
+        }
+        a->heap[i] = a->heap[c];
+        i = c;
+    }
+    if (n > 0) {
+        a->heap[i] = last;
+    }
+    return top;
+}
+
+/* A new session of key kid at t, linked in start order. SNONE when out of
+ * memory. */
+static uint32_t sess_new(struct agg_impl *a, uint32_t kid, int64_t t)
+{
+    uint32_t sid;
+    if (a->sfree != SNONE) {
+        sid = a->sfree;
+        a->sfree = srec_at(a, sid)->next;
+    } else {
+        if (a->nsrec == a->capsrec) {
+            size_t cap = a->capsrec ? a->capsrec * 2 : 64;
+            if (cap >= SNONE) {
+                return SNONE;
+            }
+            char *p = realloc(a->srecs, cap * a->sstride);
+            if (p == NULL) {
+                return SNONE;
+            }
+            a->srecs = p;
+            a->capsrec = cap;
+        }
+        sid = (uint32_t)a->nsrec++;
+        srec_at(a, sid)->gen = 0;
+    }
+    struct srec *s = srec_at(a, sid);
+    uint32_t gen = s->gen;
+    memcpy(s, a->stmpl, a->sstride);
+    s->gen = gen;
+    s->start = s->last = t;
+    s->key = kid;
+    s->live = 1;
+    s->emitted = 0;
+    s->seg = 0;
+    struct skey *k = skey_of(a, kid);
+    uint32_t *link = &k->head;
+    while (*link != SNONE && srec_at(a, *link)->start <= t) {
+        link = &srec_at(a, *link)->next;
+    }
+    s->next = *link;
+    *link = sid;
+    if (k->nsess++ == 0) {
+        a->live_keys++;
+    }
+    a->live_sess++;
+    if (heap_push(a, sess_held(a, s), sid) != VELO_OK) {
+        return SNONE;
+    }
+    return sid;
+}
+
+static void sess_free(struct agg_impl *a, uint32_t sid)
+{
+    struct srec *s = srec_at(a, sid);
+    struct skey *k = skey_of(a, s->key);
+    uint32_t *link = &k->head;
+    while (*link != SNONE && *link != sid) {
+        link = &srec_at(a, *link)->next;
+    }
+    if (*link == sid) {
+        *link = s->next;
+    }
+    if (--k->nsess == 0) {
+        a->live_keys--;
+    }
+    for (size_t j = 0; j < a->naggs; j++) {
+        if (a->aggs[j].agg->destroy != NULL) {
+            a->aggs[j].agg->destroy((char *)s + a->aggs[j].off);
+        }
+    }
+    s->live = 0;
+    s->gen++;
+    s->next = a->sfree;
+    a->sfree = sid;
+    a->live_sess--;
+}
+
+/* One output row for session sid: INSERT or UPDATE by whether it was
+ * emitted before, or `mark` when not 0 (DELETE). */
+static int emit_session(struct velo_op *op, uint32_t sid, uint8_t mark)
+{
+    struct agg_impl *a = op->impl;
+    struct velo_batch *out = a->out;
+    size_t row = out->nrows;
+    struct srec *s = srec_at(a, sid);
+    const struct grec *rec = rec_at(a->skeys, s->key);
+    out->cols[0].v.i64[row] = s->start;
+    out->cols[1].v.i64[row] = sess_end(a, s);
+    const uint8_t *nulls = (const uint8_t *)rec + a->nulls_off;
+    const union velo_slot *vals =
+        (const union velo_slot *)((const char *)rec + a->vals_off);
+    velo_slots_put_row(out->cols + a->out_key0, row, nulls, vals, a->nkeys);
+    a->actx.arena = a->skeys->arena;
+    a->actx.eval = &a->fctx;
+    size_t col0 = a->out_key0 + a->nkeys;
+    for (size_t j = 0; j < a->naggs; j++) {
+        a->aggs[j].agg->final(&a->actx, (char *)s + a->aggs[j].off,
+                              &out->cols[col0 + j], row, out->arena);
+    }
+    if (out->op != NULL) {
+        out->op[row] = mark != 0         ? mark
+                       : s->emitted ? VELO_ROW_UPDATE
+                                    : VELO_ROW_INSERT;
+    }
+    s->emitted = 1;
+    out->nrows++;
+    if (out->nrows == out->cap) {
+        return flush_out(op);
+    }
+    return VELO_OK;
+}
+
+/* Apply the pending segment (s rows) and, for CHANGES, emit its sessions'
+ * rows in input order. */
+static int sess_flush_segment(struct velo_op *op, size_t *s)
+{
+    struct agg_impl *a = op->impl;
+    int rc = VELO_OK;
+    if (*s == 0) {
+        return rc;
+    }
+    update_records(a, a->srecs, a->sstride, a->skeys->arena, *s);
+    if (a->emit == VELO_EMIT_CHANGES) {
+        for (size_t i = 0; i < *s && rc == VELO_OK; i++) {
+            rc = emit_session(op, a->seg_gid[i], 0);
+        }
+    }
+    *s = 0;
+    a->sseg++;
+    return rc;
+}
+
+static void report_late(struct velo_op *op, const struct velo_batch *in,
+                        size_t r, int64_t t, int64_t wm)
+{
+    if (op->env->on_late_row != NULL) {
+        static const struct velo_row_origin unknown = {-1, 0, 0};
+        op->env->on_late_row(op->env->cb_arg, op,
+                             in->origin != NULL ? &in->origin[r] : &unknown,
+                             t, wm);
+    }
+}
+
+/* The m valid rows (a->valid; event time a->wst[r], the watermark when it
+ * arrived a->wmr[r], key hash a->hashes[j]) into their sessions. */
+static int session_run(struct velo_op *op, const struct velo_batch *in,
+                       size_t m)
+{
+    struct agg_impl *a = op->impl;
+    int changes = a->emit == VELO_EMIT_CHANGES;
+    size_t s = 0;
+    int rc = VELO_OK;
+    a->sseg++;
+    for (size_t j = 0; j < m && rc == VELO_OK; j++) {
+        size_t r = a->valid[j];
+        int64_t t = a->wst[r], wm = a->wmr[r];
+        long kid = group_of(a, a->skeys, r, a->hashes[j]);
+        if (kid < 0) {
+            rc = VELO_ERR;
+            break;
+        }
+        int64_t tend = sat_add(t, a->size_us);
+        uint32_t dst = SNONE;
+        uint32_t sid = skey_of(a, (uint32_t)kid)->head;
+        while (sid != SNONE && rc == VELO_OK) {
+            struct srec *x = srec_at(a, sid);
+            uint32_t next = x->next;
+            /* Sessions already released at this row's watermark are gone
+             * for it (they leave the list at the batch's end). */
+            if ((wm == INT64_MIN || sess_held(a, x) > wm) &&
+                t < sess_end(a, x) && x->start < tend) {
+                if (dst == SNONE) {
+                    dst = sid;
+                } else {
+                    /* The row bridges dst and x: x's pending rows first,
+                     * then its retraction, then one state. */
+                    rc = sess_flush_segment(op, &s);
+                    if (rc == VELO_OK && changes && x->emitted) {
+                        rc = emit_session(op, sid, VELO_ROW_DELETE);
+                    }
+                    struct srec *d = srec_at(a, dst);
+                    a->actx.arena = a->skeys->arena;
+                    a->actx.eval = &a->ctx;
+                    for (size_t q = 0; q < a->naggs; q++) {
+                        a->aggs[q].agg->merge(&a->actx,
+                                              (char *)d + a->aggs[q].off,
+                                              (char *)x + a->aggs[q].off);
+                    }
+                    if (x->last > d->last) {
+                        d->last = x->last;
+                    }
+                    if (x->start < d->start) {
+                        d->start = x->start;
+                    }
+                    sess_free(a, sid);
+                }
+            }
+            sid = next;
+        }
+        if (rc != VELO_OK) {
+            break;
+        }
+        if (dst == SNONE) {
+            /* A session of its own: late when even it would have closed
+             * at this row's watermark. The update strategy only reaches
+             * sessions still held (found above): a new session is never
+             * opened behind the watermark, so closed sessions are never
+             * overlapped by a later one. */
+            int64_t own_close = sat_add(tend, a->grace_us);
+            if (wm != INT64_MIN && own_close <= wm) {
+                op->stats.rows_late++;
+                report_late(op, in, r, t, wm);
+                continue;
+            }
+            dst = sess_new(a, (uint32_t)kid, t);
+            if (dst == SNONE) {
+                rc = VELO_ERR;
+                break;
+            }
+        } else {
+            struct srec *d = srec_at(a, dst);
+            if (wm != INT64_MIN && sess_close_at(a, d) <= wm) {
+                /* Only a held session (update strategy) is still here. */
+                op->stats.rows_late++;
+                op->stats.rows_late_updated++;
+            }
+            if (changes && d->seg == a->sseg) {
+                /* The session repeats: its pending row goes out with the
+                 * bounds it had before this row. */
+                rc = sess_flush_segment(op, &s);
+                if (rc != VELO_OK) {
+                    break;
+                }
+            }
+            if (t < d->start) {
+                d->start = t;
+            }
+            if (t > d->last) {
+                d->last = t;
+            }
+        }
+        struct srec *d = srec_at(a, dst);
+        d->seg = a->sseg;
+        a->seg_rows[s] = (uint16_t)r;
+        a->seg_gid[s] = dst;
+        s++;
+    }
+    if (rc == VELO_OK) {
+        rc = sess_flush_segment(op, &s);
+    }
+    return rc;
+}
+
+static int sess_order(const void *x, const void *y, void *arg)
+{
+    const struct agg_impl *a = arg;
+    const struct srec *p = srec_at(a, *(const uint32_t *)x);
+    const struct srec *q = srec_at(a, *(const uint32_t *)y);
+    if (p->last != q->last) {
+        return p->last < q->last ? -1 : 1;
+    }
+    if (p->start != q->start) {
+        return p->start < q->start ? -1 : 1;
+    }
+    uint64_t hp = rec_at(a->skeys, p->key)->hash;
+    uint64_t hq = rec_at(a->skeys, q->key)->hash;
+    return hp < hq ? -1 : hp > hq;
+}
+
+/* Emit (FINAL) and free the n sessions in a->closing, by end, start and
+ * key hash: the order does not depend on how state was built (restored
+ * or not). */
+static int sess_close_list(struct velo_op *op, size_t n)
+{
+    struct agg_impl *a = op->impl;
+    int rc = VELO_OK;
+    if (n > 1) {
+        qsort_r(a->closing, n, sizeof(*a->closing), sess_order, a);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc == VELO_OK && a->emit == VELO_EMIT_FINAL) {
+            rc = emit_session(op, a->closing[i], 0);
+        }
+    }
+    if (rc == VELO_OK) {
+        rc = flush_out(op); /* the rows view the arena: out before reuse */
+    }
+    for (size_t i = 0; i < n; i++) {
+        sess_free(a, a->closing[i]);
+    }
+    return rc;
+}
+
+static int closing_add(struct agg_impl *a, size_t n, uint32_t sid)
+{
+    if (n == a->capclosing) {
+        size_t cap = a->capclosing ? a->capclosing * 2 : 64;
+        uint32_t *c = realloc(a->closing, cap * sizeof(*c));
+        if (c == NULL) {
+            return VELO_ERR;
+        }
+        a->closing = c;
+        a->capclosing = cap;
+    }
+    a->closing[n] = sid;
+    return VELO_OK;
+}
+
+static int sess_compact(struct agg_impl *a);
+
+static int session_watermark(struct velo_op *op)
+{
+    struct agg_impl *a = op->impl;
+    size_t n = 0;
+    while (a->nheap > 0 && a->heap[0].at <= a->wm) {
+        struct sheap_e e = heap_pop(a);
+        struct srec *s = srec_at(a, e.sid);
+        if (!s->live || s->gen != e.gen) {
+            continue; /* merged away or closed in an earlier life */
+        }
+        int64_t held = sess_held(a, s);
+        if (held > a->wm) {
+            if (heap_push(a, held, e.sid) != VELO_OK) {
+                return VELO_ERR;
+            }
+            continue;
+        }
+        if (closing_add(a, n, e.sid) != VELO_OK) {
+            return VELO_ERR;
+        }
+        n++;
+    }
+    int rc = n > 0 ? sess_close_list(op, n) : VELO_OK;
+    if (rc == VELO_OK) {
+        rc = sess_compact(a);
+    }
+    return rc;
+}
+
+static int session_finish(struct velo_op *op)
+{
+    struct agg_impl *a = op->impl;
+    size_t n = 0;
+    for (uint32_t sid = 0; sid < a->nsrec; sid++) {
+        if (srec_at(a, sid)->live) {
+            if (closing_add(a, n, sid) != VELO_OK) {
+                return VELO_ERR;
+            }
+            n++;
+        }
+    }
+    int rc = n > 0 ? sess_close_list(op, n) : VELO_OK;
+    a->nheap = 0;
+    if (rc == VELO_OK) {
+        rc = sess_compact(a);
+    }
+    return rc;
+}
+
+/* Copy a session's states into dst (initialized) through save/load,
+ * their variable data into arena. */
+static int sess_copy_states(struct agg_impl *a, const struct srec *src,
+                            char *dst, struct velo_arena *arena,
+                            struct velo_state_writer *w)
+{
+    struct velo_agg_ctx ctx = {arena, &a->ctx};
+    for (size_t j = 0; j < a->naggs; j++) {
+        const struct velo_agg *agg = a->aggs[j].agg;
+        velo_sw_reset(w);
+        if (agg->save((const char *)src + a->aggs[j].off, w) != VELO_OK) {
+            return VELO_ERR;
+        }
+        struct velo_state_reader r;
+        velo_sr_init(&r, w->buf, w->len);
+        if (agg->load(dst + a->aggs[j].off, &r, &ctx) != VELO_OK ||
+            !velo_sr_ok(&r, 1)) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
+static void states_destroy(struct agg_impl *a, char *rec)
+{
+    for (size_t j = 0; j < a->naggs; j++) {
+        if (a->aggs[j].agg->destroy != NULL) {
+            a->aggs[j].agg->destroy(rec + a->aggs[j].off);
+        }
+    }
+}
+
+/* Rebuild the key table with the live keys only when dead keys dominate,
+ * and move the sessions' variable data (and key strings) to a fresh arena
+ * when dead data dominates it. A dead key's record is reused when the key
+ * comes back, so the table is only rebuilt once it has doubled since the
+ * last rebuild: the cost is amortized over the new keys that made it
+ * grow. Everything is built aside first; the operator changes only once
+ * nothing can fail any more. */
+static int sess_compact(struct agg_impl *a)
+{
+    struct gtable *old = a->skeys;
+    size_t dead = old->n - a->live_keys;
+    size_t bytes = velo_arena_bytes(old->arena);
+    int keys_due = old->n > 1024 && dead > a->live_keys &&
+                   old->n >= 2 * a->keys_mark;
+    int move = bytes > (size_t)4 << 20 && bytes > 2 * a->arena_mark;
+    if (!keys_due && !move) {
+        return VELO_OK;
+    }
+    size_t want = a->live_keys > 32 ? a->live_keys : 32;
+    struct gtable *g = calloc(1, sizeof(*g));
+    uint32_t *newkey = malloc((a->nsrec + 1) * sizeof(*newkey));
+    /* Moved states, by session id (only with move). */
+    char *moved = move ? malloc((a->nsrec + 1) * a->sstride) : NULL;
+    struct velo_state_writer w;
+    velo_sw_init(&w);
+    int rc = VELO_ERR;
+    if (g == NULL || newkey == NULL || (move && moved == NULL)) {
+        goto out;
+    }
+    g->stride = old->stride;
+    g->arena = move ? velo_arena_create(TABLE_ARENA_CHUNK) : old->arena;
+    if (g->arena == NULL || velo_hindex_init(&g->idx, want) != VELO_OK ||
+        (g->recs = malloc(want * g->stride)) == NULL) {
+        goto out;
+    }
+    g->cap = want;
+    rc = VELO_OK;
+    for (size_t id = 0; id < old->n && rc == VELO_OK; id++) {
+        const struct grec *orec = rec_at(old, id);
+        const struct skey *ok =
+            (const struct skey *)((const char *)orec + a->skey_off);
+        if (ok->nsess == 0) {
+            continue;
+        }
+        uint32_t nid = (uint32_t)g->n++;
+        struct grec *nrec = rec_at(g, nid);
+        memcpy(nrec, orec, g->stride);
+        uint8_t *nulls = (uint8_t *)nrec + a->nulls_off;
+        union velo_slot *vals =
+            (union velo_slot *)((char *)nrec + a->vals_off);
+        for (size_t k = 0; move && k < a->nkeys && rc == VELO_OK; k++) {
+            if (!nulls[k] && velo_phys(a->keys[k]->type.id) == VELO_PHYS_STR) {
+                char *c = velo_arena_strdup(g->arena, vals[k].s.ptr,
+                                            vals[k].s.len);
+                if (c == NULL) {
+                    rc = VELO_ERR;
+                }
+                vals[k].s.ptr = c;
+            }
+        }
+        velo_hindex_insert(&g->idx, nrec->hash, nid);
+        for (uint32_t sid = ok->head; sid != SNONE && rc == VELO_OK;
+             sid = srec_at(a, sid)->next) {
+            newkey[sid] = nid;
+            if (move) {
+                char *dst = moved + (size_t)sid * a->sstride;
+                memcpy(dst, a->stmpl, a->sstride);
+                rc = sess_copy_states(a, srec_at(a, sid), dst, g->arena, &w);
+            }
+        }
+    }
+    if (rc != VELO_OK) {
+        goto out;
+    }
+    /* Commit: nothing fails from here on. */
+    for (uint32_t sid = 0; sid < a->nsrec; sid++) {
+        struct srec *s = srec_at(a, sid);
+        if (!s->live) {
+            continue;
+        }
+        s->key = newkey[sid];
+        if (move) {
+            states_destroy(a, (char *)s);
+            memcpy((char *)s + sizeof(struct srec),
+                   moved + (size_t)sid * a->sstride + sizeof(struct srec),
+                   a->sstride - sizeof(struct srec));
+        }
+    }
+    /* Dead keys' records have no sessions, hence no states to destroy. */
+    velo_hindex_free(&old->idx);
+    free(old->recs);
+    if (move) {
+        velo_arena_destroy(old->arena);
+    }
+    free(old);
+    a->skeys = g;
+    g = NULL;
+    a->arena_mark = velo_arena_bytes(a->skeys->arena);
+    a->keys_mark = a->skeys->n;
+out:
+    if (g != NULL) {
+        /* Failed (out of memory): the operator is as it was. */
+        if (g->arena == old->arena) {
+            g->arena = NULL; /* not ours: the old table keeps it */
+        }
+        velo_hindex_free(&g->idx);
+        free(g->recs);
+        velo_arena_destroy(g->arena);
+        free(g);
+    }
+    free(newkey);
+    free(moved);
+    velo_sw_free(&w);
+    return rc;
+}
+
 static int agg_watermark(struct velo_op *op, int64_t wm);
 
 static int agg_push(struct velo_op *op, struct velo_batch *in)
@@ -612,6 +1263,15 @@ static int agg_push(struct velo_op *op, struct velo_batch *in)
                 continue;
             }
             int64_t t = tc->v.i64[r];
+            if (a->session) {
+                /* Lateness depends on the sessions the row meets: decided
+                 * in session_run at this row's watermark. */
+                a->wst[r] = t;
+                a->wmr[r] = a->have_wm ? a->wm : INT64_MIN;
+                see_event_time(a, t);
+                a->valid[m++] = (uint16_t)r;
+                continue;
+            }
             int64_t ws, we;
             /* ws: the start of the last window holding t. */
             if (t >= cur_ws && t < cur_we) {
@@ -660,7 +1320,9 @@ static int agg_push(struct velo_op *op, struct velo_batch *in)
     velo_keys_hash(a->keyc, a->nkeys, a->valid, m, a->hashes, AGG_SEED);
 
     int rc = VELO_OK;
-    if (a->kind != VELO_WINDOW_HOPPING) {
+    if (a->session) {
+        rc = session_run(op, in, m);
+    } else if (a->kind != VELO_WINDOW_HOPPING) {
         for (size_t j = 0; j < m; j++) {
             a->it_rows[j] = a->valid[j];
             a->it_ws[j] = a->windowed ? a->wst[a->valid[j]] : 0;
@@ -734,6 +1396,11 @@ static int agg_watermark(struct velo_op *op, int64_t wm)
         a->have_wm = 1;
     }
     int rc = VELO_OK;
+    if (a->session) {
+        rc = session_watermark(op);
+        update_stats(op);
+        return rc;
+    }
     size_t closed = 0;
     /* FINAL emits a window when it closes; with the update strategy its
      * state is released only after the retention (CHANGES has emitted
@@ -757,7 +1424,9 @@ static int agg_finish(struct velo_op *op)
 {
     struct agg_impl *a = op->impl;
     int rc = VELO_OK;
-    if (a->windowed) {
+    if (a->session) {
+        rc = session_finish(op);
+    } else if (a->windowed) {
         for (size_t i = 0; i < a->nwins; i++) {
             if (rc == VELO_OK) {
                 rc = close_table(op, a->wins[i]);
@@ -781,6 +1450,246 @@ static int agg_finish(struct velo_op *op)
     }
     update_stats(op);
     return rc;
+}
+
+/* ---- Checkpoints ---------------------------------------------------------
+ * Section layout (state.h encoding): magic, version, window kind, emit
+ * mode, key and aggregate counts (a plan mismatch is refused), the event
+ * time and watermark, then either every live session (key row, start,
+ * last, emitted, states) or every group table (window start, groups:
+ * key row, emitted, states). Aggregate states go through velo_agg's
+ * save/load. Output already emitted is not state: restore continues
+ * with the next row exactly as the uninterrupted operator would. */
+
+#define AGG_SNAP_MAGIC UINT32_C(0x53474741) /* "AGGS" */
+#define AGG_SNAP_VERSION 1
+
+static void snap_key(const struct agg_impl *a, const struct grec *rec,
+                     const struct velo_datatype *kt,
+                     struct velo_state_writer *w)
+{
+    velo_sw_row(w, kt, a->nkeys, (const uint8_t *)rec + a->nulls_off,
+                (const char *)rec + a->vals_off);
+}
+
+static int snap_states(const struct agg_impl *a, const char *rec,
+                       struct velo_state_writer *w)
+{
+    for (size_t j = 0; j < a->naggs; j++) {
+        if (a->aggs[j].agg->save(rec + a->aggs[j].off, w) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
+static int agg_snapshot(const struct velo_op *op, struct velo_state_writer *w)
+{
+    const struct agg_impl *a = op->impl;
+    struct velo_datatype *kt = calloc(a->nkeys + 1, sizeof(*kt));
+    if (kt == NULL) {
+        w->oom = 1;
+        return VELO_ERR;
+    }
+    for (size_t k = 0; k < a->nkeys; k++) {
+        kt[k] = a->keys[k]->type;
+    }
+    int rc = VELO_OK;
+    velo_sw_u32(w, AGG_SNAP_MAGIC);
+    velo_sw_u8(w, AGG_SNAP_VERSION);
+    velo_sw_u8(w, (uint8_t)(a->windowed ? a->kind : VELO_WINDOW_NONE));
+    velo_sw_u8(w, (uint8_t)a->emit);
+    velo_sw_u32(w, (uint32_t)a->nkeys);
+    velo_sw_u32(w, (uint32_t)a->naggs);
+    velo_sw_u8(w, (uint8_t)a->have_maxt);
+    velo_sw_i64(w, a->maxt);
+    velo_sw_u8(w, (uint8_t)a->have_wm);
+    velo_sw_i64(w, a->wm);
+    if (a->session) {
+        velo_sw_u32(w, (uint32_t)a->live_sess);
+        for (uint32_t sid = 0; sid < a->nsrec && rc == VELO_OK; sid++) {
+            const struct srec *s = srec_at(a, sid);
+            if (!s->live) {
+                continue;
+            }
+            snap_key(a, rec_at(a->skeys, s->key), kt, w);
+            velo_sw_i64(w, s->start);
+            velo_sw_i64(w, s->last);
+            velo_sw_u8(w, s->emitted);
+            rc = snap_states(a, (const char *)s, w);
+        }
+    } else {
+        struct gtable *const *tabs = a->windowed ? a->wins : &a->global;
+        size_t ntabs = a->windowed ? a->nwins : 1;
+        velo_sw_u32(w, (uint32_t)ntabs);
+        for (size_t i = 0; i < ntabs && rc == VELO_OK; i++) {
+            const struct gtable *g = tabs[i];
+            velo_sw_i64(w, g->ws);
+            velo_sw_u32(w, (uint32_t)g->n);
+            for (size_t id = 0; id < g->n && rc == VELO_OK; id++) {
+                const struct grec *rec = rec_at(g, id);
+                snap_key(a, rec, kt, w);
+                velo_sw_u8(w, rec->emitted);
+                rc = snap_states(a, (const char *)rec, w);
+            }
+        }
+    }
+    free(kt);
+    return rc == VELO_OK && !w->oom ? VELO_OK : VELO_ERR;
+}
+
+/* Read a key row and find or create its record in g: *fresh tells
+ * whether it was new (a repeated key is a corrupt section). */
+static long restore_key(struct agg_impl *a, struct gtable *g,
+                        struct velo_batch *kb, struct velo_state_reader *r,
+                        int *fresh)
+{
+    velo_batch_reset(kb);
+    for (size_t k = 0; k < a->nkeys; k++) {
+        struct velo_column *c = &kb->cols[k];
+        union velo_slot v;
+        uint8_t isnull;
+        velo_sr_row(r, &c->type, 1, &isnull, &v, kb->arena);
+        if (!velo_sr_ok(r, 0)) {
+            return -1;
+        }
+        if (isnull) {
+            velo_col_set_null(c, 0);
+        } else {
+            velo_col_put(c, 0, v);
+            c->nulls[0] = 0;
+        }
+        a->keyc[k] = c;
+    }
+    kb->nrows = 1;
+    uint64_t h;
+    velo_keys_hash(a->keyc, a->nkeys, NULL, 1, &h, AGG_SEED);
+    size_t before = g->n;
+    long id = group_of(a, g, 0, h);
+    *fresh = g->n > before;
+    return id;
+}
+
+static int restore_states(struct agg_impl *a, char *rec,
+                          struct velo_state_reader *r,
+                          struct velo_arena *arena)
+{
+    a->actx.arena = arena;
+    a->actx.eval = &a->ctx;
+    for (size_t j = 0; j < a->naggs; j++) {
+        if (a->aggs[j].agg->load(rec + a->aggs[j].off, r, &a->actx) !=
+            VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return velo_sr_ok(r, 0) ? VELO_OK : VELO_ERR;
+}
+
+static int agg_restore(struct velo_op *op, struct velo_state_reader *r)
+{
+    struct agg_impl *a = op->impl;
+    if (a->nwins > 0 || a->live_sess > 0 ||
+        (a->global != NULL && a->global->n > 0)) {
+        return VELO_ERR; /* only into a fresh operator */
+    }
+    uint32_t magic = velo_sr_u32(r);
+    uint8_t version = velo_sr_u8(r);
+    uint8_t kind = velo_sr_u8(r);
+    uint8_t emit = velo_sr_u8(r);
+    uint32_t nkeys = velo_sr_u32(r);
+    uint32_t naggs = velo_sr_u32(r);
+    if (!velo_sr_ok(r, 0) || magic != AGG_SNAP_MAGIC ||
+        version != AGG_SNAP_VERSION ||
+        kind != (a->windowed ? a->kind : VELO_WINDOW_NONE) ||
+        emit != a->emit || nkeys != a->nkeys || naggs != a->naggs) {
+        velo_sr_fail(r);
+        return VELO_ERR;
+    }
+    uint8_t have_maxt = velo_sr_u8(r);
+    int64_t maxt = velo_sr_i64(r);
+    uint8_t have_wm = velo_sr_u8(r);
+    int64_t wm = velo_sr_i64(r);
+    if (have_maxt > 1 || have_wm > 1) {
+        velo_sr_fail(r);
+    }
+    a->have_maxt = have_maxt;
+    a->maxt = maxt;
+    a->have_wm = have_wm;
+    a->wm = wm;
+    /* A one-row batch of the key columns: restored keys go through the
+     * same hashing and storing as keys of input rows. */
+    struct velo_schema *ks = velo_schema_create(a->nkeys);
+    struct velo_batch *kb = NULL;
+    int rc = ks != NULL ? VELO_OK : VELO_ERR;
+    for (size_t k = 0; k < a->nkeys && rc == VELO_OK; k++) {
+        rc = velo_schema_set(ks, k, "k", a->keys[k]->type, 1, 0);
+    }
+    if (rc == VELO_OK && (kb = velo_batch_create(ks, 1)) == NULL) {
+        rc = VELO_ERR;
+    }
+    uint32_t n = velo_sr_u32(r);
+    if (a->session) {
+        for (uint32_t i = 0; i < n && rc == VELO_OK && velo_sr_ok(r, 0);
+             i++) {
+            int fresh;
+            long kid = restore_key(a, a->skeys, kb, r, &fresh);
+            int64_t start = velo_sr_i64(r);
+            int64_t last = velo_sr_i64(r);
+            uint8_t emitted = velo_sr_u8(r);
+            if (kid < 0 || !velo_sr_ok(r, 0) || last < start ||
+                emitted > 1) {
+                rc = VELO_ERR;
+                break;
+            }
+            uint32_t sid = sess_new(a, (uint32_t)kid, start);
+            if (sid == SNONE) {
+                rc = VELO_ERR;
+                break;
+            }
+            struct srec *s = srec_at(a, sid);
+            s->last = last;
+            s->emitted = emitted;
+            rc = restore_states(a, (char *)s, r, a->skeys->arena);
+        }
+    } else {
+        int64_t prev = INT64_MIN;
+        for (uint32_t i = 0; i < n && rc == VELO_OK && velo_sr_ok(r, 0);
+             i++) {
+            int64_t ws = velo_sr_i64(r);
+            uint32_t ng = velo_sr_u32(r);
+            if (!velo_sr_ok(r, 0) || (!a->windowed && (n != 1 || ws != 0)) ||
+                (a->windowed && i > 0 && ws <= prev)) {
+                rc = VELO_ERR;
+                break;
+            }
+            prev = ws;
+            struct gtable *g = a->windowed ? find_window(a, ws) : a->global;
+            if (g == NULL) {
+                rc = VELO_ERR;
+                break;
+            }
+            for (uint32_t q = 0; q < ng && rc == VELO_OK; q++) {
+                int fresh;
+                long id = restore_key(a, g, kb, r, &fresh);
+                uint8_t emitted = velo_sr_u8(r);
+                if (id < 0 || !fresh || emitted > 1 || !velo_sr_ok(r, 0)) {
+                    rc = VELO_ERR;
+                    break;
+                }
+                struct grec *rec = rec_at(g, (size_t)id);
+                rec->emitted = emitted;
+                rc = restore_states(a, (char *)rec, r, g->arena);
+            }
+        }
+    }
+    velo_batch_destroy(kb);
+    velo_schema_destroy(ks);
+    update_stats(op);
+    if (rc != VELO_OK || !velo_sr_ok(r, 1)) {
+        velo_sr_fail(r);
+        return VELO_ERR;
+    }
+    return VELO_OK;
 }
 
 /* ---- Construction ------------------------------------------------------- */
@@ -813,6 +1722,14 @@ static void agg_destroy(struct velo_op *op)
         free(ag->pass);
         free(ag->name);
     }
+    for (uint32_t sid = 0; a->srecs != NULL && sid < a->nsrec; sid++) {
+        struct srec *s = srec_at(a, sid);
+        for (size_t j = 0; a->aggs != NULL && s->live && j < a->naggs; j++) {
+            if (a->aggs[j].agg->destroy != NULL) {
+                a->aggs[j].agg->destroy((char *)s + a->aggs[j].off);
+            }
+        }
+    }
     free(a->aggs);
     velo_evaluator_destroy(a->time_ev);
     velo_expr_free(a->time_expr);
@@ -820,6 +1737,11 @@ static void agg_destroy(struct velo_op *op)
         gtable_free(a->wins[i]);
     }
     free(a->wins);
+    free(a->srecs);
+    free(a->stmpl);
+    free(a->heap);
+    free(a->closing);
+    gtable_free(a->skeys);
     gtable_free(a->global);
     for (size_t i = 0; i < a->nspare; i++) {
         gtable_free(a->spare[i]);
@@ -869,15 +1791,7 @@ static void agg_explain(const struct velo_op *op, char *buf, size_t len)
 {
     const struct agg_impl *a = op->impl;
     size_t used = 0;
-#define PUT(...)                                                             \
-    do {                                                                     \
-        if (used < len) {                                                    \
-            int w_ = snprintf(buf + used, len - used, __VA_ARGS__);          \
-            if (w_ > 0) {                                                    \
-                used += (size_t)w_;                                          \
-            }                                                                \
-        }                                                                    \
-    } while (0)
+#define PUT(...) velo_buf_appendf(buf, len, &used, __VA_ARGS__)
     if (a->nkeys > 0) {
         PUT("keys: ");
         for (size_t k = 0; k < a->nkeys; k++) {
@@ -900,7 +1814,10 @@ static void agg_explain(const struct velo_op *op, char *buf, size_t len)
         char iv[64];
         format_interval(a->size_us, iv, sizeof(iv));
         PUT("; window: %s %s",
-            a->kind == VELO_WINDOW_HOPPING ? "HOPPING" : "TUMBLING", iv);
+            a->kind == VELO_WINDOW_HOPPING   ? "HOPPING"
+            : a->kind == VELO_WINDOW_SESSION ? "SESSION gap"
+                                             : "TUMBLING",
+            iv);
         if (a->kind == VELO_WINDOW_HOPPING) {
             format_interval(a->step_us, iv, sizeof(iv));
             PUT(" advancing %s", iv);
@@ -929,6 +1846,9 @@ static void agg_explain(const struct velo_op *op, char *buf, size_t len)
         PUT(a->windowed ? "; emits FINAL rows when a window closes "
                           "(watermark) or the input ends"
                         : "; emits FINAL rows when the input ends");
+    } else if (a->session) {
+        PUT("; emits CHANGES: the session's row after every input row, "
+            "DELETE for sessions merged away");
     } else {
         PUT("; emits CHANGES: the group's row after every input row");
     }
@@ -942,6 +1862,8 @@ static const struct velo_op_ops agg_ops = {
     .finish = agg_finish,
     .destroy = agg_destroy,
     .explain = agg_explain,
+    .snapshot = agg_snapshot,
+    .restore = agg_restore,
 };
 
 /* Wrap e in a CAST to `to` when its representation differs (the binder
@@ -1023,7 +1945,10 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     a->cap = env->batch_cap ? env->batch_cap : VELO_BATCH_ROWS;
     a->emit = emit;
     a->windowed = window != NULL && (window->kind == VELO_WINDOW_TUMBLING ||
-                                     window->kind == VELO_WINDOW_HOPPING);
+                                     window->kind == VELO_WINDOW_HOPPING ||
+                                     window->kind == VELO_WINDOW_SESSION);
+    a->session = a->windowed && window->kind == VELO_WINDOW_SESSION;
+    a->sfree = SNONE;
     if (window != NULL && window->kind != VELO_WINDOW_NONE &&
         !a->windowed) {
         goto fail;
@@ -1031,6 +1956,7 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     if (a->windowed) {
         a->kind = window->kind;
         a->size_us = window->size_us;
+        /* A session's size is its gap; it has no grid of windows. */
         a->step_us = window->kind == VELO_WINDOW_HOPPING ? window->advance_us
                                                          : window->size_us;
         a->grace_us = window->grace_us;
@@ -1062,10 +1988,18 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     }
     err = ENOMEM;
 
-    /* Record layout: header, key NULL flags, key values, states. */
+    /* Record layout: header, key NULL flags, key values, states. Sessions
+     * keep the states in their own records (struct srec, states) and the
+     * key record ends with struct skey instead. */
     a->nulls_off = sizeof(struct grec);
     a->vals_off = a->nulls_off + ALIGN8(nkeys);
     size_t off = a->vals_off + nkeys * sizeof(union velo_slot);
+    size_t key_rec = 0;
+    if (a->session) {
+        a->skey_off = off;
+        key_rec = ALIGN8(off + sizeof(struct skey));
+        off = sizeof(struct srec);
+    }
     for (size_t j = 0; j < naggs; j++) {
         struct agg_rt *ag = &a->aggs[j];
         if (ag->agg == NULL || aggs[j].name == NULL ||
@@ -1089,13 +2023,28 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
             goto fail;
         }
     }
-    a->stride = ALIGN8(off);
-    a->tmpl = calloc(1, a->stride);
-    if (a->tmpl == NULL) {
-        goto fail;
-    }
-    for (size_t j = 0; j < naggs; j++) {
-        a->aggs[j].agg->init(a->tmpl + a->aggs[j].off);
+    if (a->session) {
+        a->sstride = ALIGN8(off);
+        a->stride = key_rec;
+        a->tmpl = calloc(1, a->stride);
+        a->stmpl = calloc(1, a->sstride);
+        if (a->tmpl == NULL || a->stmpl == NULL) {
+            goto fail;
+        }
+        struct skey empty = {SNONE, 0};
+        memcpy(a->tmpl + a->skey_off, &empty, sizeof(empty));
+        for (size_t j = 0; j < naggs; j++) {
+            a->aggs[j].agg->init(a->stmpl + a->aggs[j].off);
+        }
+    } else {
+        a->stride = ALIGN8(off);
+        a->tmpl = calloc(1, a->stride);
+        if (a->tmpl == NULL) {
+            goto fail;
+        }
+        for (size_t j = 0; j < naggs; j++) {
+            a->aggs[j].agg->init(a->tmpl + a->aggs[j].off);
+        }
     }
 
     size_t nout = (a->windowed ? 2 : 0) + nkeys + naggs;
@@ -1212,6 +2161,12 @@ struct velo_op *velo_op_aggregate(const struct velo_exec_env *env,
     if (!a->windowed) {
         a->global = gtable_get(a, 0);
         if (a->global == NULL) {
+            goto fail;
+        }
+    }
+    if (a->session) {
+        a->skeys = gtable_get(a, 0);
+        if (a->skeys == NULL) {
             goto fail;
         }
     }

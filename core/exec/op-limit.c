@@ -10,6 +10,7 @@
 #include <velo/log.h>
 
 #include "exec/exec-internal.h"
+#include "exec/state.h"
 
 struct limit_impl {
     int64_t limit; /* < 0: no limit */
@@ -69,11 +70,34 @@ static void limit_explain(const struct velo_op *op, char *buf, size_t len)
     }
 }
 
+/* Checkpoints: how many rows have gone by (limit and offset are the
+ * plan's and come back with it). */
+static int limit_snapshot(const struct velo_op *op,
+                          struct velo_state_writer *w)
+{
+    const struct limit_impl *l = op->impl;
+    velo_sw_i64(w, l->seen);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int limit_restore(struct velo_op *op, struct velo_state_reader *r)
+{
+    struct limit_impl *l = op->impl;
+    int64_t seen = velo_sr_i64(r);
+    if (!velo_sr_ok(r, 1) || seen < 0) {
+        return VELO_ERR;
+    }
+    l->seen = seen;
+    return VELO_OK;
+}
+
 static const struct velo_op_ops limit_ops = {
     .name = "Limit",
     .push = limit_push,
     .destroy = limit_destroy,
     .explain = limit_explain,
+    .snapshot = limit_snapshot,
+    .restore = limit_restore,
 };
 
 struct velo_op *velo_op_limit(const struct velo_exec_env *env,

@@ -14,6 +14,7 @@
 #include <velo/log.h>
 
 #include "exec/exec-internal.h"
+#include "exec/state.h"
 
 struct sort_impl {
     size_t nkeys;
@@ -40,53 +41,16 @@ struct sort_impl {
 /* Order of stored rows a and b: < 0 when a comes first. */
 static int cmp_rows(struct sort_impl *s, size_t a, size_t b)
 {
-    uint8_t *na = velo_rowstore_nulls(&s->rs, a);
-    uint8_t *nb = velo_rowstore_nulls(&s->rs, b);
-    union velo_slot *va = velo_rowstore_vals(&s->rs, a);
-    union velo_slot *vb = velo_rowstore_vals(&s->rs, b);
-    for (size_t k = 0; k < s->nkeys; k++) {
-        size_t c = s->ncols_in + k;
-        const struct velo_sort_key *key = &s->keys[k];
-        if (na[c] || nb[c]) {
-            if (na[c] && nb[c]) {
-                continue;
-            }
-            int a_first = na[c] ? key->nulls_first : !key->nulls_first;
-            return a_first ? -1 : 1;
-        }
-        int r = velo_slot_cmp(s->phys[k], va[c], vb[c]);
-        if (r != 0) {
-            return key->desc ? -r : r;
-        }
-    }
-    uint64_t sa = velo_rowstore_hdr(&s->rs, a)->seq;
-    uint64_t sb = velo_rowstore_hdr(&s->rs, b)->seq;
-    return sa < sb ? -1 : sa > sb ? 1 : 0;
+    return velo_rowstore_cmp(&s->rs, a, b, s->ncols_in, s->keys, s->phys,
+                             s->nkeys);
 }
 
 /* Would batch row r come before stored row id? (Equal keys: no, the
  * stored row arrived first.) */
 static int batch_row_before(struct sort_impl *s, size_t r, size_t id)
 {
-    uint8_t *nb = velo_rowstore_nulls(&s->rs, id);
-    union velo_slot *vb = velo_rowstore_vals(&s->rs, id);
-    for (size_t k = 0; k < s->nkeys; k++) {
-        size_t c = s->ncols_in + k;
-        const struct velo_sort_key *key = &s->keys[k];
-        int anull = velo_col_is_null(s->kc[k], r);
-        if (anull || nb[c]) {
-            if (anull && nb[c]) {
-                continue;
-            }
-            int a_first = anull ? key->nulls_first : !key->nulls_first;
-            return a_first;
-        }
-        int cmp = velo_slot_cmp(s->phys[k], velo_col_get(s->kc[k], r), vb[c]);
-        if (cmp != 0) {
-            return key->desc ? cmp > 0 : cmp < 0;
-        }
-    }
-    return 0;
+    return velo_rowstore_before(&s->rs, id, s->kc, r, s->ncols_in, s->keys,
+                                s->phys, s->nkeys);
 }
 
 static int fill_row(struct sort_impl *s, size_t id,
@@ -249,15 +213,7 @@ static int sort_finish(struct velo_op *op)
         size_t id = ids[i], row = out->nrows;
         uint8_t *nulls = velo_rowstore_nulls(&s->rs, id);
         union velo_slot *vals = velo_rowstore_vals(&s->rs, id);
-        for (size_t c = 0; c < s->ncols_in; c++) {
-            struct velo_column *col = &out->cols[c];
-            col->nulls[row] = nulls[c];
-            if (nulls[c]) {
-                col->has_nulls = 1;
-            } else {
-                velo_col_put(col, row, vals[c]);
-            }
-        }
+        velo_slots_put_row(out->cols, row, nulls, vals, s->ncols_in);
         out->origin[row] = velo_rowstore_hdr(&s->rs, id)->origin;
         if (out->op != NULL) {
             out->op[row] = velo_rowstore_hdr(&s->rs, id)->op;
@@ -335,12 +291,65 @@ static void sort_explain(const struct velo_op *op, char *buf, size_t len)
     }
 }
 
+/* Checkpoints: the buffered rows (with their arrival numbers, so ties
+ * still come out in arrival order) and, for a top-N, the heap of row
+ * ids, which stay valid because rows come back in the same order. */
+static int sort_snapshot(const struct velo_op *op, struct velo_state_writer *w)
+{
+    const struct sort_impl *s = op->impl;
+    velo_sw_u64(w, s->seq);
+    velo_sw_u8(w, (uint8_t)s->saw_ops);
+    velo_sw_i64(w, s->scratch);
+    velo_sw_u64(w, s->nheap);
+    for (size_t i = 0; i < s->nheap; i++) {
+        velo_sw_u32(w, s->heap[i]);
+    }
+    velo_rowstore_snapshot(&s->rs, w);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int sort_restore(struct velo_op *op, struct velo_state_reader *r)
+{
+    struct sort_impl *s = op->impl;
+    s->seq = velo_sr_u64(r);
+    s->saw_ops = velo_sr_u8(r) != 0;
+    int64_t scratch = velo_sr_i64(r);
+    uint64_t nheap = velo_sr_u64(r);
+    if (!velo_sr_ok(r, 0) || nheap > s->k || (!s->topn && nheap != 0)) {
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < nheap; i++) {
+        s->heap[i] = velo_sr_u32(r);
+    }
+    s->nheap = (size_t)nheap;
+    velo_rowstore_clear(&s->rs);
+    if (velo_rowstore_restore(&s->rs, r) != VELO_OK || !velo_sr_ok(r, 1)) {
+        s->nheap = 0;
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < s->nheap; i++) {
+        if (s->heap[i] >= s->rs.n) {
+            s->nheap = 0;
+            return VELO_ERR;
+        }
+    }
+    if (scratch < -1 || scratch >= (int64_t)s->rs.n) {
+        return VELO_ERR;
+    }
+    s->scratch = (long)scratch;
+    op->stats.state_rows = s->topn ? s->nheap : s->rs.n;
+    op->stats.state_bytes = velo_rowstore_bytes(&s->rs);
+    return VELO_OK;
+}
+
 static const struct velo_op_ops sort_ops = {
     .name = "Sort",
     .push = sort_push,
     .finish = sort_finish,
     .destroy = sort_destroy,
     .explain = sort_explain,
+    .snapshot = sort_snapshot,
+    .restore = sort_restore,
 };
 
 struct velo_op *velo_op_sort(const struct velo_exec_env *env,

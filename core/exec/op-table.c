@@ -13,6 +13,7 @@
 #include <velo/log.h>
 
 #include "exec/exec-internal.h"
+#include "exec/state.h"
 
 #define TABLE_SEED UINT64_C(0x243f6a8885a308d3)
 
@@ -179,11 +180,47 @@ static void table_explain(const struct velo_op *op, char *buf, size_t len)
     }
 }
 
+/* Checkpoints: the rows (deleted ones too: their slots are in the
+ * index); the index is rebuilt from the stored key hashes. */
+static int table_snapshot(const struct velo_op *op,
+                          struct velo_state_writer *w)
+{
+    const struct table_impl *t = op->impl;
+    velo_rowstore_snapshot(&t->rs, w);
+    return w->oom ? VELO_ERR : VELO_OK;
+}
+
+static int table_restore(struct velo_op *op, struct velo_state_reader *r)
+{
+    struct table_impl *t = op->impl;
+    velo_rowstore_clear(&t->rs);
+    velo_hindex_clear(&t->idx);
+    t->live = 0;
+    if (velo_rowstore_restore(&t->rs, r) != VELO_OK || !velo_sr_ok(r, 1)) {
+        return VELO_ERR;
+    }
+    for (size_t id = 0; id < t->rs.n; id++) {
+        const struct velo_rowhdr *h = velo_rowstore_hdr(&t->rs, id);
+        if (h->deleted > 1 || velo_hindex_reserve(&t->idx, row_hash, t) !=
+                                  VELO_OK) {
+            return VELO_ERR;
+        }
+        velo_hindex_insert(&t->idx, h->hash, (uint32_t)id);
+        t->live += !h->deleted;
+    }
+    op->stats.state_rows = t->live;
+    op->stats.state_bytes =
+        velo_rowstore_bytes(&t->rs) + velo_hindex_bytes(&t->idx);
+    return VELO_OK;
+}
+
 static const struct velo_op_ops table_ops = {
     .name = "Table",
     .push = table_push,
     .destroy = table_destroy,
     .explain = table_explain,
+    .snapshot = table_snapshot,
+    .restore = table_restore,
 };
 
 struct velo_op *velo_op_table(const struct velo_exec_env *env,

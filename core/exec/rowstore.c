@@ -13,6 +13,7 @@
 #include <velo/log.h>
 
 #include "exec/exec-internal.h"
+#include "exec/state.h"
 
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 #define ROWSTORE_CHUNK (64 * 1024)
@@ -108,7 +109,43 @@ int velo_rowstore_set(struct velo_rowstore *rs, size_t i, size_t c,
     return VELO_OK;
 }
 
+void velo_rowstore_release(struct velo_rowstore *rs, size_t i)
+{
+    uint8_t *nulls = velo_rowstore_nulls(rs, i);
+    union velo_slot *vals = velo_rowstore_vals(rs, i);
+    for (size_t c = 0; c < rs->ncols; c++) {
+        if (velo_phys(rs->types[c].id) == VELO_PHYS_STR && !nulls[c]) {
+            rs->garbage += vals[c].s.len;
+            rs->live_bytes -= vals[c].s.len;
+        }
+        nulls[c] = 1;
+    }
+}
+
+int velo_ids_push(uint32_t **ids, size_t *n, size_t *cap, size_t first_cap,
+                  uint32_t id)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : first_cap;
+        uint32_t *p = realloc(*ids, ncap * sizeof(*p));
+        if (p == NULL) {
+            errno = ENOMEM;
+            return VELO_ERR;
+        }
+        *ids = p;
+        *cap = ncap;
+    }
+    (*ids)[(*n)++] = id;
+    return VELO_OK;
+}
+
 int velo_rowstore_maybe_compact(struct velo_rowstore *rs)
+{
+    return velo_rowstore_maybe_compact_live(rs, NULL);
+}
+
+int velo_rowstore_maybe_compact_live(struct velo_rowstore *rs,
+                                     const uint8_t *live)
 {
     if (rs->garbage < COMPACT_MIN_GARBAGE || rs->garbage < rs->live_bytes) {
         return VELO_OK;
@@ -118,6 +155,9 @@ int velo_rowstore_maybe_compact(struct velo_rowstore *rs)
         return VELO_ERR;
     }
     for (size_t i = 0; i < rs->n; i++) {
+        if (live != NULL && !live[i]) {
+            continue; /* a freed row: its strings are garbage already */
+        }
         uint8_t *nulls = velo_rowstore_nulls(rs, i);
         union velo_slot *vals = velo_rowstore_vals(rs, i);
         for (size_t c = 0; c < rs->ncols; c++) {
@@ -150,4 +190,73 @@ void velo_rowstore_clear(struct velo_rowstore *rs)
     rs->garbage = 0;
     rs->live_bytes = 0;
     velo_arena_reset(rs->arena);
+}
+
+void velo_rowstore_snapshot(const struct velo_rowstore *rs,
+                            struct velo_state_writer *w)
+{
+    struct velo_rowstore *m = (struct velo_rowstore *)rs; /* accessors */
+    velo_sw_u64(w, rs->n);
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct velo_rowhdr *h = velo_rowstore_hdr(m, i);
+        velo_sw_u32(w, (uint32_t)h->origin.source);
+        velo_sw_i64(w, h->origin.position);
+        velo_sw_i64(w, h->origin.line);
+        velo_sw_u64(w, h->seq);
+        velo_sw_u64(w, h->hash);
+        velo_sw_u8(w, h->op);
+        velo_sw_u8(w, h->deleted);
+        velo_sw_row(w, rs->types, rs->ncols, velo_rowstore_nulls(m, i),
+                    velo_rowstore_vals(m, i));
+    }
+}
+
+int velo_rowstore_restore(struct velo_rowstore *rs,
+                          struct velo_state_reader *r)
+{
+    uint64_t n = velo_sr_u64(r);
+    /* Each row takes at least a header's bytes: a count past what is
+     * left is corruption, not a reason to allocate. */
+    if (n > (r->len - r->off) / 30) {
+        velo_sr_fail(r);
+        return VELO_ERR;
+    }
+    for (uint64_t k = 0; k < n && velo_sr_ok(r, 0); k++) {
+        long i = velo_rowstore_add(rs);
+        if (i < 0) {
+            return VELO_ERR;
+        }
+        struct velo_rowhdr *h = velo_rowstore_hdr(rs, (size_t)i);
+        h->origin.source = (int32_t)velo_sr_u32(r);
+        h->origin.position = velo_sr_i64(r);
+        h->origin.line = velo_sr_i64(r);
+        h->seq = velo_sr_u64(r);
+        h->hash = velo_sr_u64(r);
+        h->op = velo_sr_u8(r);
+        h->deleted = velo_sr_u8(r);
+        uint8_t *nulls = velo_rowstore_nulls(rs, (size_t)i);
+        union velo_slot *vals = velo_rowstore_vals(rs, (size_t)i);
+        velo_sr_row(r, rs->types, rs->ncols, nulls, vals, NULL);
+        for (size_t c = 0; c < rs->ncols && velo_sr_ok(r, 0); c++) {
+            if (velo_phys(rs->types[c].id) != VELO_PHYS_STR || nulls[c]) {
+                continue;
+            }
+            if (vals[c].s.len == 0) {
+                vals[c].s.ptr = "";
+                continue;
+            }
+            char *p = velo_arena_strdup(rs->arena, vals[c].s.ptr,
+                                        vals[c].s.len);
+            if (p == NULL) {
+                return VELO_ERR;
+            }
+            vals[c].s.ptr = p;
+            rs->live_bytes += vals[c].s.len;
+        }
+    }
+    if (!velo_sr_ok(r, 0)) {
+        rs->n = 0; /* nothing half-read stays */
+        return VELO_ERR;
+    }
+    return VELO_OK;
 }

@@ -587,13 +587,39 @@ static inline void xenv_init(struct xenv *x, struct velo_funcs *funcs,
 }
 
 /* A sink that renders every row it receives as one line of text:
- * "v1|v2|...[ op]" (hidden columns included, op marks when present). */
+ * "v1|v2|...[ op]" (hidden columns included, op marks when present).
+ * With ts_unit set, TIMESTAMP values are written as whole multiples of it
+ * (e.g. seconds) instead of ISO text. */
 struct xsink {
     char *text;
     size_t len, cap;
     size_t rows;
     int finished;
+    int64_t ts_unit;
 };
+
+/* Render row r of b as "v1|v2|..." into line (len bytes); with ts_unit > 0
+ * TIMESTAMP values as whole multiples of it. @return the length. */
+static inline size_t xrender_row(const struct velo_batch *b, size_t r,
+                                 int64_t ts_unit, char *line, size_t len)
+{
+    size_t used = 0;
+    line[0] = '\0';
+    for (size_t c = 0; c < b->ncols && used < len; c++) {
+        char v[256];
+        const struct velo_column *col = &b->cols[c];
+        if (ts_unit > 0 && col->type.id == VELO_TYPE_TIMESTAMP &&
+            !(col->has_nulls && col->nulls[r])) {
+            snprintf(v, sizeof(v), "%lld",
+                     (long long)(col->v.i64[r] / ts_unit));
+        } else {
+            xrender(col, r, v, sizeof(v));
+        }
+        used += (size_t)snprintf(line + used, len - used, "%s%s",
+                                 c ? "|" : "", v);
+    }
+    return used;
+}
 
 static inline int xsink_fn(void *arg, struct velo_batch *b)
 {
@@ -602,13 +628,7 @@ static inline int xsink_fn(void *arg, struct velo_batch *b)
     for (size_t i = 0; i < n; i++) {
         size_t r = b->sel != NULL ? b->sel[i] : i;
         char line[1024];
-        size_t used = 0;
-        for (size_t c = 0; c < b->ncols; c++) {
-            char v[256];
-            xrender(&b->cols[c], r, v, sizeof(v));
-            used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s",
-                                     c ? "|" : "", v);
-        }
+        size_t used = xrender_row(b, r, s->ts_unit, line, sizeof(line));
         if (b->op != NULL) {
             used += (size_t)snprintf(line + used, sizeof(line) - used, " %s",
                                      b->op[r] == VELO_ROW_INSERT   ? "+I"
@@ -645,6 +665,82 @@ static inline void xsink_reset(struct xsink *s)
     if (s->text != NULL) {
         s->text[0] = '\0';
     }
+}
+
+/* ---- Operators under test ------------------------------------------------ */
+
+/* An aggregate call as the binder builds it: arguments parsed over s and
+ * cast as the resolved aggregate asks; NULL arg/arg2/filter: none. */
+static inline struct velo_agg_call xagg(struct velo_funcs *funcs,
+                                        const struct velo_schema *s,
+                                        const char *name, const char *arg,
+                                        const char *arg2, const char *filter,
+                                        int distinct, const char *out)
+{
+    struct velo_agg_call c;
+    memset(&c, 0, sizeof(c));
+    struct velo_datatype at[2] = {{0, 0, 0}, {0, 0, 0}}, cast[2];
+    if (arg != NULL) {
+        c.args[c.nargs++] = xparse(funcs, s, arg);
+    }
+    if (arg2 != NULL) {
+        c.args[c.nargs++] = xparse(funcs, s, arg2);
+    }
+    for (size_t i = 0; i < c.nargs; i++) {
+        at[i] = c.args[i]->type;
+    }
+    int known;
+    c.agg = velo_funcs_resolve_agg(funcs, name, at, c.nargs, cast, &known);
+    if (c.agg == NULL) {
+        fprintf(stderr, "no aggregate %s/%zu\n", name, c.nargs);
+    }
+    for (size_t i = 0; c.agg != NULL && i < c.nargs; i++) {
+        if (cast[i].id != 0) {
+            c.args[i] = xp_wrap_cast(c.args[i], cast[i]);
+        }
+    }
+    if (filter != NULL) {
+        c.filter = xparse(funcs, s, filter);
+    }
+    c.distinct = distinct;
+    c.name = out;
+    return c;
+}
+
+/* One operator fed batches of `in` (b) whose output an xsink renders. */
+struct xrig {
+    struct xenv x;
+    struct velo_schema *in;
+    struct velo_op *op;
+    struct velo_op *sink;
+    struct xsink out;
+    struct velo_batch *b;
+};
+
+/* Once r->op is built: attach the sink, create the input batch. */
+static inline void xrig_attach(struct xrig *r)
+{
+    memset(&r->out, 0, sizeof(r->out));
+    r->sink = velo_op_callback(&r->x.env, r->op->out_schema, xsink_fn,
+                               xsink_finish, &r->out, "test");
+    velo_op_connect(r->op, r->sink);
+    r->b = velo_batch_create(r->in, r->x.env.batch_cap);
+}
+
+static inline void xrig_free(struct xrig *r)
+{
+    velo_op_destroy(r->op);
+    velo_op_destroy(r->sink);
+    velo_batch_destroy(r->b);
+    velo_schema_destroy(r->in);
+    free(r->out.text);
+}
+
+/* Push the rig's batch and empty it for the next rows. */
+static inline void xrig_push(struct xrig *r)
+{
+    CU_ASSERT_EQUAL(velo_op_push(r->op, r->b), VELO_OK);
+    velo_batch_reset(r->b);
 }
 
 #endif /* VELO_TEST_EXECTEST_H */

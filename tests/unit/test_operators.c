@@ -25,66 +25,12 @@ static struct velo_agg_call mkagg(const struct velo_schema *s,
                                   const char *arg2, const char *filter,
                                   int distinct, const char *out)
 {
-    struct velo_agg_call c;
-    memset(&c, 0, sizeof(c));
-    struct velo_datatype at[2] = {{0, 0, 0}, {0, 0, 0}}, cast[2];
-    if (arg != NULL) {
-        c.args[c.nargs++] = xparse(funcs, s, arg);
-    }
-    if (arg2 != NULL) {
-        c.args[c.nargs++] = xparse(funcs, s, arg2);
-    }
-    for (size_t i = 0; i < c.nargs; i++) {
-        at[i] = c.args[i]->type;
-    }
-    int known;
-    c.agg = velo_funcs_resolve_agg(funcs, name, at, c.nargs, cast, &known);
-    if (c.agg == NULL) {
-        fprintf(stderr, "no aggregate %s/%zu\n", name, c.nargs);
-    }
-    for (size_t i = 0; c.agg != NULL && i < c.nargs; i++) {
-        if (cast[i].id != 0) {
-            c.args[i] = xp_wrap_cast(c.args[i], cast[i]);
-        }
-    }
-    if (filter != NULL) {
-        c.filter = xparse(funcs, s, filter);
-    }
-    c.distinct = distinct;
-    c.name = out;
-    return c;
-}
-
-struct rig {
-    struct xenv x;
-    struct velo_schema *in;
-    struct velo_op *op;
-    struct velo_op *sink;
-    struct xsink out;
-    struct velo_batch *b;
-};
-
-static void rig_sink(struct rig *r)
-{
-    memset(&r->out, 0, sizeof(r->out));
-    r->sink = velo_op_callback(&r->x.env, r->op->out_schema, xsink_fn,
-                               xsink_finish, &r->out, "test");
-    velo_op_connect(r->op, r->sink);
-    r->b = velo_batch_create(r->in, r->x.env.batch_cap);
-}
-
-static void rig_free(struct rig *r)
-{
-    velo_op_destroy(r->op);
-    velo_op_destroy(r->sink);
-    velo_batch_destroy(r->b);
-    velo_schema_destroy(r->in);
-    free(r->out.text);
+    return xagg(funcs, s, name, arg, arg2, filter, distinct, out);
 }
 
 /* Append a row "k|v|t" to the rig's batch: sym (STRING), price (BIGINT),
  * t seconds (the hidden _timestamp). NULL price when v < -999. */
-static void add_trade(struct rig *r, const char *sym, int64_t price,
+static void add_trade(struct xrig *r, const char *sym, int64_t price,
                       int64_t t_sec, int64_t line)
 {
     struct velo_batch *b = r->b;
@@ -105,14 +51,14 @@ static void add_trade(struct rig *r, const char *sym, int64_t price,
     b->origin[row].position = line * 10;
 }
 
-static int push_reset(struct rig *r)
+static int push_reset(struct xrig *r)
 {
     int rc = velo_op_push(r->op, r->b);
     velo_batch_reset(r->b);
     return rc;
 }
 
-static void trades_rig(struct rig *r, size_t cap, const char **aggnames,
+static void trades_rig(struct xrig *r, size_t cap, const char **aggnames,
                        const char **aggargs, size_t naggs, int with_key,
                        int64_t window_sec, int emit)
 {
@@ -135,12 +81,12 @@ static void trades_rig(struct rig *r, size_t cap, const char **aggnames,
                               with_key ? knames : NULL, with_key ? 1 : 0,
                               calls, naggs, window_sec > 0 ? &w : NULL, emit);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->op);
-    rig_sink(r);
+    xrig_attach(r);
 }
 
 static void test_aggregate_keys_final(void)
 {
-    struct rig r;
+    struct xrig r;
     const char *names[] = {"COUNT", "SUM", "AVG", "MIN", "MAX"};
     const char *args[] = {NULL, "$1", "$1", "$1", "$1"};
     trades_rig(&r, 4, names, args, 5, 1, 0, VELO_EMIT_FINAL);
@@ -177,19 +123,19 @@ static void test_aggregate_keys_final(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "keys: sym"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "emits FINAL rows when the input "
                                        "ends"));
-    rig_free(&r);
+    xrig_free(&r);
 }
 
 static void test_aggregate_no_keys(void)
 {
-    struct rig r;
+    struct xrig r;
     const char *names[] = {"COUNT", "SUM", "MAX"};
     const char *args[] = {NULL, "$1", "$0"};
     /* No input at all: FINAL still emits the one group (SQL). */
     trades_rig(&r, 8, names, args, 3, 0, 0, VELO_EMIT_FINAL);
     CU_ASSERT_EQUAL(velo_op_finish(r.op), VELO_OK);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out), "0|NULL|NULL\n");
-    rig_free(&r);
+    xrig_free(&r);
 
     trades_rig(&r, 8, names, args, 3, 0, 0, VELO_EMIT_FINAL);
     add_trade(&r, "x", 5, 0, 1);
@@ -198,7 +144,7 @@ static void test_aggregate_no_keys(void)
     push_reset(&r);
     velo_op_finish(r.op);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out), "3|11|zz\n");
-    rig_free(&r);
+    xrig_free(&r);
 
     /* CHANGES without keys: the one group after every row. */
     trades_rig(&r, 8, names, args, 3, 0, 0, VELO_EMIT_CHANGES);
@@ -210,12 +156,12 @@ static void test_aggregate_no_keys(void)
                            "2|11|b +U\n");
     velo_op_finish(r.op);
     CU_ASSERT_EQUAL(r.out.rows, 2); /* nothing more at the end */
-    rig_free(&r);
+    xrig_free(&r);
 }
 
 static void test_emit_changes(void)
 {
-    struct rig r;
+    struct xrig r;
     const char *names[] = {"SUM", "COUNT"};
     const char *args[] = {"$1", NULL};
     trades_rig(&r, 16, names, args, 2, 1, 0, VELO_EMIT_CHANGES);
@@ -235,12 +181,12 @@ static void test_emit_changes(void)
                            "a|8|3 +U\n"
                            "c|NULL|1 +I\n"
                            "b|12|2 +U\n");
-    rig_free(&r);
+    xrig_free(&r);
 }
 
 static void test_windows_watermark_late(void)
 {
-    struct rig r;
+    struct xrig r;
     const char *names[] = {"COUNT", "SUM"};
     const char *args[] = {NULL, "$1"};
     trades_rig(&r, 8, names, args, 2, 1, 10, VELO_EMIT_FINAL);
@@ -298,12 +244,12 @@ static void test_windows_watermark_late(void)
     r.op->ops->explain(r.op, buf, sizeof(buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "window: TUMBLING 10 SECONDS on "
                                        "_timestamp"));
-    rig_free(&r);
+    xrig_free(&r);
 }
 
 static void test_windows_changes(void)
 {
-    struct rig r;
+    struct xrig r;
     const char *names[] = {"COUNT"};
     const char *args[] = {NULL};
     trades_rig(&r, 8, names, args, 1, 1, 60, VELO_EMIT_CHANGES);
@@ -327,7 +273,7 @@ static void test_windows_changes(void)
     velo_op_watermark(r.op, 120 * SEC);
     CU_ASSERT_EQUAL(r.out.rows, 0);
     CU_ASSERT_EQUAL(r.op->stats.state_rows, 0);
-    rig_free(&r);
+    xrig_free(&r);
 }
 
 /* Event time from an expression instead of _timestamp. */

@@ -19,36 +19,14 @@ static struct velo_funcs *funcs;
 
 #define SEC INT64_C(1000000)
 
-struct wrig {
-    struct xenv x;
-    struct velo_schema *in;
-    struct velo_op *op;
-    struct velo_op *sink;
-    struct xsink out;
-    struct velo_batch *b;
-};
-
 static struct velo_agg_call wagg(const struct velo_schema *s, const char *name,
                                  const char *arg, const char *out)
 {
-    struct velo_agg_call c;
-    memset(&c, 0, sizeof(c));
-    struct velo_datatype at[2] = {{0, 0, 0}, {0, 0, 0}}, cast[2];
-    if (arg != NULL) {
-        c.args[c.nargs++] = xparse(funcs, s, arg);
-        at[0] = c.args[0]->type;
-    }
-    int known;
-    c.agg = velo_funcs_resolve_agg(funcs, name, at, c.nargs, cast, &known);
-    if (c.agg != NULL && c.nargs > 0 && cast[0].id != 0) {
-        c.args[0] = xp_wrap_cast(c.args[0], cast[0]);
-    }
-    c.name = out;
-    return c;
+    return xagg(funcs, s, name, arg, NULL, NULL, 0, out);
 }
 
 /* COUNT(*), SUM(v) per key k over (k STRING, v BIGINT, _timestamp). */
-static struct velo_op *wrig_op(struct wrig *r, size_t cap,
+static struct velo_op *wrig_op(struct xrig *r, size_t cap,
                                const struct velo_window_spec *w, int emit)
 {
     memset(r, 0, sizeof(*r));
@@ -60,24 +38,12 @@ static struct velo_op *wrig_op(struct wrig *r, size_t cap,
                                      wagg(r->in, "SUM", "$1", "s")};
     r->op = velo_op_aggregate(&r->x.env, r->in, keys, kn, 1, calls, 2, w, emit);
     if (r->op != NULL) {
-        r->sink = velo_op_callback(&r->x.env, r->op->out_schema, xsink_fn,
-                                   xsink_finish, &r->out, "test");
-        velo_op_connect(r->op, r->sink);
-        r->b = velo_batch_create(r->in, r->x.env.batch_cap);
+        xrig_attach(r);
     }
     return r->op;
 }
 
-static void wrig_free(struct wrig *r)
-{
-    velo_op_destroy(r->op);
-    velo_op_destroy(r->sink);
-    velo_batch_destroy(r->b);
-    velo_schema_destroy(r->in);
-    free(r->out.text);
-}
-
-static void wadd(struct wrig *r, const char *k, int64_t v, int64_t t_us,
+static void wadd(struct xrig *r, const char *k, int64_t v, int64_t t_us,
                  int64_t line)
 {
     struct velo_batch *b = r->b;
@@ -90,12 +56,6 @@ static void wadd(struct wrig *r, const char *k, int64_t v, int64_t t_us,
     b->origin[row].position = line;
 }
 
-static void wpush(struct wrig *r)
-{
-    CU_ASSERT_EQUAL(velo_op_push(r->op, r->b), VELO_OK);
-    velo_batch_reset(r->b);
-}
-
 /* The bounds of a window within the first minute, in seconds ("05"), as
  * the output's first two columns; WNEG: the window [-5 s, b). */
 #define WIN(a, b) "1970-01-01T00:00:" a ".000Z|1970-01-01T00:00:" b ".000Z"
@@ -103,7 +63,7 @@ static void wpush(struct wrig *r)
 
 static void test_hopping_assignment_final(void)
 {
-    struct wrig r;
+    struct xrig r;
     struct velo_window_spec w = {.kind = VELO_WINDOW_HOPPING,
                                  .size_us = 10 * SEC,
                                  .advance_us = 5 * SEC,
@@ -113,13 +73,13 @@ static void test_hopping_assignment_final(void)
     wadd(&r, "a", 1, 1 * SEC, 1);
     wadd(&r, "a", 2, 6 * SEC, 2);
     wadd(&r, "b", 4, 7 * SEC, 3);
-    wpush(&r);
+    xrig_push(&r);
     /* The watermark is 7 s: [-5,5) has closed. */
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out),
                            WNEG("05") "|a|1|1\n");
     xsink_reset(&r.out);
     wadd(&r, "a", 8, 12 * SEC, 4);
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out),
                            WIN("00", "10") "|a|2|3\n"
                            WIN("00", "10") "|b|1|4\n");
@@ -135,34 +95,34 @@ static void test_hopping_assignment_final(void)
     r.op->ops->explain(r.op, buf, sizeof(buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "window: HOPPING 10 SECONDS "
                                        "advancing 5 SECONDS on _timestamp"));
-    wrig_free(&r);
+    xrig_free(&r);
 }
 
 /* size 10 s, advance 4 s: t = 9 s is in the windows starting at 0, 4
  * and 8 (not -4: it ends at 6). */
 static void test_hopping_uneven(void)
 {
-    struct wrig r;
+    struct xrig r;
     struct velo_window_spec w = {.kind = VELO_WINDOW_HOPPING,
                                  .size_us = 10 * SEC,
                                  .advance_us = 4 * SEC,
                                  .late_strategy = VELO_LATE_DROP};
     CU_ASSERT_PTR_NOT_NULL_FATAL(wrig_op(&r, 8, &w, VELO_EMIT_FINAL));
     wadd(&r, "a", 1, 9 * SEC, 1);
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_EQUAL(velo_op_finish(r.op), VELO_OK);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out),
                            WIN("00", "10") "|a|1|1\n"
                            WIN("04", "14") "|a|1|1\n"
                            WIN("08", "18") "|a|1|1\n");
-    wrig_free(&r);
+    xrig_free(&r);
 }
 
 /* EMIT CHANGES: every input row's updates, oldest window first, before
  * the next row's. */
 static void test_hopping_changes(void)
 {
-    struct wrig r;
+    struct xrig r;
     struct velo_window_spec w = {.kind = VELO_WINDOW_HOPPING,
                                  .size_us = 10 * SEC,
                                  .advance_us = 5 * SEC,
@@ -170,7 +130,7 @@ static void test_hopping_changes(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(wrig_op(&r, 4, &w, VELO_EMIT_CHANGES));
     wadd(&r, "a", 1, 6 * SEC, 1);
     wadd(&r, "a", 2, 7 * SEC, 2);
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out),
                            WIN("00", "10") "|a|1|1 +I\n"
                            WIN("05", "15") "|a|1|1 +I\n"
@@ -181,15 +141,15 @@ static void test_hopping_changes(void)
     wadd(&r, "a", 1, 8 * SEC, 3);
     wadd(&r, "b", 1, 8 * SEC, 4);
     wadd(&r, "a", 1, 9 * SEC, 5);
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_EQUAL(r.out.rows, 6);
-    wrig_free(&r);
+    xrig_free(&r);
 }
 
 /* The late rule with out-of-orderness and grace, row by row. */
 static void test_ooo_and_grace_late_rule(void)
 {
-    struct wrig r;
+    struct xrig r;
     /* Tumbling 10 s, watermark = max - 3 s, grace 2 s: [0,10) closes when
      * the watermark reaches 12 s, i.e. after a row at 15 s. */
     struct velo_window_spec w = {.kind = VELO_WINDOW_TUMBLING,
@@ -204,7 +164,7 @@ static void test_ooo_and_grace_late_rule(void)
     wadd(&r, "a", 8, 15 * SEC, 4); /* watermark 12 s */
     wadd(&r, "a", 16, 9 * SEC, 5); /* late: 12 <= 12 */
     wadd(&r, "a", 32, 2 * SEC, 6); /* late */
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_EQUAL(r.op->stats.rows_late, 2);
     CU_ASSERT_EQUAL(r.x.late, 2);
     CU_ASSERT_EQUAL(r.x.last_late_wm, 12 * SEC);
@@ -220,7 +180,7 @@ static void test_ooo_and_grace_late_rule(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "grace 2 SECONDS"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "watermark: highest event time - "
                                        "3 SECONDS"));
-    wrig_free(&r);
+    xrig_free(&r);
 }
 
 /* ---- The shuffle property ------------------------------------------------ */
@@ -260,7 +220,7 @@ static char *final_rows(const struct ev *evs, size_t n,
                         const struct velo_window_spec *w, size_t cap,
                         uint64_t *late)
 {
-    struct wrig r;
+    struct xrig r;
     if (wrig_op(&r, cap, w, VELO_EMIT_FINAL) == NULL) {
         return NULL;
     }
@@ -268,10 +228,10 @@ static char *final_rows(const struct ev *evs, size_t n,
     for (size_t i = 0; i < n; i++) {
         wadd(&r, keys[evs[i].k], evs[i].v, evs[i].t, (int64_t)i + 1);
         if (r.b->nrows == cap) {
-            wpush(&r);
+            xrig_push(&r);
         }
     }
-    wpush(&r);
+    xrig_push(&r);
     velo_op_finish(r.op);
     *late = r.op->stats.rows_late;
     /* Sort the lines: only the order of groups inside a window may
@@ -299,7 +259,7 @@ static char *final_rows(const struct ev *evs, size_t n,
     }
     free(lines);
     free(text);
-    wrig_free(&r);
+    xrig_free(&r);
     return res;
 }
 
@@ -388,7 +348,7 @@ static void test_shuffle_hopping(void)
 
 static void test_late_update(void)
 {
-    struct wrig r;
+    struct xrig r;
     /* Tumbling 10 s, grace 5 s: [0,10) closes at watermark 15 s and is
      * held for max(grace, out-of-orderness) = 5 s more, until 20 s. */
     struct velo_window_spec w = {.kind = VELO_WINDOW_TUMBLING,
@@ -399,7 +359,7 @@ static void test_late_update(void)
     wadd(&r, "a", 1, 1 * SEC, 1);
     wadd(&r, "a", 2, 16 * SEC, 2);
     wadd(&r, "a", 4, 2 * SEC, 3); /* late, held: updates [0,10) */
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out),
                            WIN("00", "10") "|a|1|1 +I\n"
                            WIN("10", "20") "|a|1|2 +I\n"
@@ -412,7 +372,7 @@ static void test_late_update(void)
     /* At 20 s [0,10) is released: a row for it is dropped now. */
     wadd(&r, "a", 8, 20 * SEC, 4);
     wadd(&r, "a", 16, 3 * SEC, 5);
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_STRING_EQUAL(xsink_text(&r.out),
                            WIN("20", "30") "|a|1|8 +I\n");
     CU_ASSERT_EQUAL(r.op->stats.rows_late, 2);
@@ -424,7 +384,7 @@ static void test_late_update(void)
     r.op->ops->explain(r.op, buf, sizeof(buf));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "late rows update windows held "
                                        "5 SECONDS after closing"));
-    wrig_free(&r);
+    xrig_free(&r);
 
     /* drop (the default) with the same input drops the row at 2 s. */
     w.late_strategy = VELO_LATE_DROP;
@@ -432,39 +392,39 @@ static void test_late_update(void)
     wadd(&r, "a", 1, 1 * SEC, 1);
     wadd(&r, "a", 2, 16 * SEC, 2);
     wadd(&r, "a", 4, 2 * SEC, 3);
-    wpush(&r);
+    xrig_push(&r);
     CU_ASSERT_EQUAL(r.out.rows, 2);
     CU_ASSERT_EQUAL(r.op->stats.rows_late, 1);
     CU_ASSERT_EQUAL(r.op->stats.rows_late_updated, 0);
     CU_ASSERT_EQUAL(r.x.late, 1);
-    wrig_free(&r);
+    xrig_free(&r);
 }
 
 /* Specs the operator refuses (the planner reports them first). */
 static void test_bad_specs(void)
 {
-    struct wrig r;
+    struct xrig r;
     struct velo_window_spec w = {.kind = VELO_WINDOW_HOPPING,
                                  .size_us = 5 * SEC,
                                  .advance_us = 10 * SEC,
                                  .late_strategy = VELO_LATE_DROP};
     CU_ASSERT_PTR_NULL(wrig_op(&r, 8, &w, VELO_EMIT_FINAL)); /* adv > size */
-    wrig_free(&r);
+    xrig_free(&r);
     w.advance_us = 0;
     CU_ASSERT_PTR_NULL(wrig_op(&r, 8, &w, VELO_EMIT_FINAL));
-    wrig_free(&r);
+    xrig_free(&r);
     struct velo_window_spec u = {.kind = VELO_WINDOW_TUMBLING,
                                  .size_us = 5 * SEC,
                                  .late_strategy = VELO_LATE_UPDATE};
     CU_ASSERT_PTR_NULL(wrig_op(&r, 8, &u, VELO_EMIT_FINAL));
-    wrig_free(&r);
+    xrig_free(&r);
     u.late_strategy = 7;
     CU_ASSERT_PTR_NULL(wrig_op(&r, 8, &u, VELO_EMIT_CHANGES));
-    wrig_free(&r);
+    xrig_free(&r);
     u.late_strategy = VELO_LATE_DROP;
     u.grace_us = -1;
     CU_ASSERT_PTR_NULL(wrig_op(&r, 8, &u, VELO_EMIT_CHANGES));
-    wrig_free(&r);
+    xrig_free(&r);
 }
 
 int main(void)
