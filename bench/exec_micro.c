@@ -25,6 +25,7 @@
 #include "exec/batch.h"
 #include "exec/expr.h"
 #include "exec/operator.h"
+#include "micro-data.h"
 
 #define NBATCHES 64
 #define CAP VELO_BATCH_ROWS
@@ -32,7 +33,6 @@
 static struct velo_funcs *funcs;
 static struct velo_schema *schema;
 static struct velo_batch *batches[NBATCHES];
-static uint64_t sink_rows;
 
 static struct velo_expr *col(int i)
 {
@@ -105,75 +105,10 @@ static struct velo_agg_call agg(const char *name, struct velo_expr *arg,
     return c;
 }
 
-static int count_rows(void *arg, struct velo_batch *b)
-{
-    (void)arg;
-    sink_rows += velo_batch_live(b);
-    return VELO_OK;
-}
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static char channels[100][16];
-static char urls[1000][80];
-
 static void make_data(void)
 {
-    schema = velo_schema_create(6);
-    velo_schema_set(schema, 0, "auction", velo_type_of(VELO_TYPE_BIGINT), 0,
-                    0);
-    velo_schema_set(schema, 1, "bidder", velo_type_of(VELO_TYPE_BIGINT), 0, 0);
-    velo_schema_set(schema, 2, "price", velo_type_of(VELO_TYPE_BIGINT), 0, 0);
-    velo_schema_set(schema, 3, "channel", velo_type_of(VELO_TYPE_STRING), 0,
-                    0);
-    velo_schema_set(schema, 4, "url", velo_type_of(VELO_TYPE_STRING), 0, 0);
-    velo_schema_set(schema, 5, "_timestamp",
-                    velo_type_of(VELO_TYPE_TIMESTAMP), 0, 1);
-    for (int i = 0; i < 100; i++) {
-        snprintf(channels[i], sizeof(channels[i]), "channel-%d", i);
-    }
-    for (int i = 0; i < 1000; i++) {
-        snprintf(urls[i], sizeof(urls[i]),
-                 "https://www.nexmark.com/item.htm?query=1&channel_id=%06d"
-                 "&x=%04d",
-                 i * 7, i);
-    }
-    for (int b = 0; b < NBATCHES; b++) {
-        struct velo_batch *bt = velo_batch_create(schema, CAP);
-        for (size_t r = 0; r < CAP; r++) {
-            bt->cols[0].v.i64[r] = 1000 + (int64_t)(rng() % 10000);
-            bt->cols[1].v.i64[r] = (int64_t)(rng() % 100000);
-            bt->cols[2].v.i64[r] = 100 + (int64_t)(rng() % 10000000);
-            const char *ch = channels[rng() % 100];
-            bt->cols[3].v.str[r].ptr = ch;
-            bt->cols[3].v.str[r].len = strlen(ch);
-            const char *u = urls[rng() % 1000];
-            bt->cols[4].v.str[r].ptr = u;
-            bt->cols[4].v.str[r].len = strlen(u);
-        }
-        bt->nrows = CAP;
-        batches[b] = bt;
-    }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t fixed_now(void)
-{
-    return INT64_C(1700000000000000);
+    schema = bids_schema();
+    make_bid_batches(schema, batches, NBATCHES, CAP);
 }
 
 /* Push `total` rows through op, restamping event time (1 ms per row) and
@@ -211,16 +146,80 @@ static double run(const char *label, struct velo_op *op, uint64_t total,
     return (double)done / el;
 }
 
+/* OVER (PARTITION BY auction ORDER BY _timestamp) with one call. */
+static void over_case(const struct velo_exec_env *env, uint64_t total,
+                      const char *label, int fn, const char *aggname,
+                      int frame, int64_t rows)
+{
+    struct velo_over_call *c = calloc(1, sizeof(*c));
+    c->fn = fn;
+    c->name = "w";
+    c->frame = frame;
+    c->frame_rows = rows;
+    c->type = velo_type_of(VELO_TYPE_BIGINT);
+    if (aggname != NULL) {
+        struct velo_agg_call a = agg(aggname, col(2), "w");
+        c->agg = a.agg;
+        c->arg = a.args[0];
+    }
+    struct velo_expr *part[1] = {col(0)};
+    struct velo_over_spec spec = {.partition = part,
+                                  .npartition = 1,
+                                  .order = {.expr = col(5)},
+                                  .order_is_time = 1,
+                                  .calls = c,
+                                  .ncalls = 1};
+    struct velo_op *o = velo_op_over(env, schema, &spec);
+    if (o == NULL) {
+        fprintf(stderr, "%s: cannot build\n", label);
+        exit(1);
+    }
+    struct velo_op *k =
+        velo_op_callback(env, o->out_schema, count_rows, NULL, NULL, "count");
+    velo_op_connect(o, k);
+    run(label, o, total, 1);
+    velo_op_destroy(o);
+    velo_op_destroy(k);
+}
+
+static void over_cases(const struct velo_exec_env *env, uint64_t total)
+{
+    over_case(env, total, "over-rn", VELO_WF_ROW_NUMBER, NULL, 0, 0);
+    over_case(env, total, "over-sum", VELO_WF_AGG, "SUM",
+              VELO_FRAME_UNBOUNDED, 0);
+    over_case(env, total, "over-s3", VELO_WF_AGG, "SUM", VELO_FRAME_ROWS, 2);
+    over_case(env, total, "over-s300", VELO_WF_AGG, "SUM", VELO_FRAME_ROWS,
+              300);
+
+    /* q18: the last bid per (bidder, auction). */
+    struct velo_expr *dk[2] = {col(1), col(0)};
+    struct velo_op *d = velo_op_dedup(env, schema, dk, 2, 1, 0);
+    struct velo_op *k =
+        velo_op_callback(env, d->out_schema, count_rows, NULL, NULL, "count");
+    velo_op_connect(d, k);
+    run("dedup", d, total, 1);
+    velo_op_destroy(d);
+    velo_op_destroy(k);
+
+    /* q19: the top 10 bids by price per auction. */
+    struct velo_expr *tk[1] = {col(0)};
+    struct velo_sort_key ts[1] = {{.expr = col(2), .desc = 1}};
+    struct velo_op *t = velo_op_topn(env, schema, tk, 1, ts, 1, 10, "rank",
+                                     VELO_EMIT_CHANGES);
+    k = velo_op_callback(env, t->out_schema, count_rows, NULL, NULL, "count");
+    velo_op_connect(t, k);
+    run("topn", t, total, 1);
+    velo_op_destroy(t);
+    velo_op_destroy(k);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t total = (uint64_t)(argc > 1 ? atof(argv[1]) : 20) * 1000000;
     funcs = velo_funcs_create();
     make_data();
     struct velo_exec_env env;
-    memset(&env, 0, sizeof(env));
-    env.funcs = funcs;
-    env.batch_cap = CAP;
-    env.now_us = fixed_now;
+    micro_env(&env, funcs, CAP);
 
     /* q2: filter */
     struct velo_op *f = velo_op_filter(
@@ -282,6 +281,9 @@ int main(int argc, char **argv)
     run("q7", a, total, 1);
     velo_op_destroy(a);
     velo_op_destroy(k);
+
+    /* Row windows (op-over.c), dedup and top-N (op-dedup.c, op-topn.c). */
+    over_cases(&env, total);
 
     for (int b = 0; b < NBATCHES; b++) {
         velo_batch_destroy(batches[b]);

@@ -46,6 +46,11 @@ enum velo_expr_kind {
 #define VELO_COL_TIMESTAMP "_timestamp"
 #define VELO_COL_WINDOW_START "_window_start"
 #define VELO_COL_WINDOW_END "_window_end"
+/* Message sources (VELO_CONNECTOR_RECORD_SOURCE) also carry these. */
+#define VELO_COL_KEY "_key"             /* STRING */
+#define VELO_COL_PARTITION "_partition" /* INTEGER */
+#define VELO_COL_OFFSET "_offset"       /* BIGINT */
+#define VELO_COL_HEADERS "_headers"     /* JSON object */
 
 struct velo_literal {
     int is_null;

@@ -549,6 +549,253 @@ static VELO_KERNEL(k_date_format)
     }
 }
 
+/* ---- PARSE_TIMESTAMP(text, pattern): strptime-style -------------------- */
+
+static const char *const month_abbr[12] = {"jan", "feb", "mar", "apr",
+                                           "may", "jun", "jul", "aug",
+                                           "sep", "oct", "nov", "dec"};
+
+/* Read up to max digits (at least min). @return VELO_OK/VELO_ERR. */
+static int pt_num(const char **p, const char *end, int min, int max,
+                  int64_t *out)
+{
+    int64_t v = 0;
+    int k = 0;
+    while (*p < end && k < max && **p >= '0' && **p <= '9') {
+        v = v * 10 + (**p - '0');
+        (*p)++;
+        k++;
+    }
+    *out = v;
+    return k >= min ? VELO_OK : VELO_ERR;
+}
+
+/* Parse s with pattern f (%Y %m %d %H %M %S %f %z %b %j %s %T %F %e %%
+ * and literal characters; a space matches any run of spaces). Sets *us
+ * or returns the offset of the first character that does not fit. */
+static int parse_ts(const char *s, size_t n, const char *f, size_t fn,
+                    int64_t *us, const char **why)
+{
+    const char *p = s, *end = s + n, *fe = f + fn;
+    int64_t y = 1970, mo = 1, d = 1, H = 0, M = 0, S = 0, frac = 0;
+    int64_t tz = 0, yday = -1, epoch = INT64_MIN;
+    *why = "text does not match the pattern";
+    while (f < fe) {
+        if (*f == ' ') {
+            while (p < end && *p == ' ') {
+                p++;
+            }
+            f++;
+            continue;
+        }
+        if (*f != '%' || f + 1 >= fe) {
+            if (p >= end || *p != *f) {
+                return VELO_ERR;
+            }
+            p++;
+            f++;
+            continue;
+        }
+        char c = f[1];
+        f += 2;
+        int64_t v;
+        switch (c) {
+        case 'Y': {
+            int neg = p < end && *p == '-';
+            p += neg;
+            if (pt_num(&p, end, 4, 4, &v) != VELO_OK) {
+                return VELO_ERR;
+            }
+            y = neg ? -v : v;
+            break;
+        }
+        case 'm':
+            if (pt_num(&p, end, 1, 2, &mo) != VELO_OK || mo < 1 || mo > 12) {
+                *why = "month out of range";
+                return VELO_ERR;
+            }
+            break;
+        case 'd':
+        case 'e':
+            while (c == 'e' && p < end && *p == ' ') {
+                p++;
+            }
+            if (pt_num(&p, end, 1, 2, &d) != VELO_OK || d < 1 || d > 31) {
+                *why = "day out of range";
+                return VELO_ERR;
+            }
+            break;
+        case 'H':
+            if (pt_num(&p, end, 1, 2, &H) != VELO_OK || H > 23) {
+                *why = "hour out of range";
+                return VELO_ERR;
+            }
+            break;
+        case 'M':
+            if (pt_num(&p, end, 1, 2, &M) != VELO_OK || M > 59) {
+                *why = "minute out of range";
+                return VELO_ERR;
+            }
+            break;
+        case 'S':
+            if (pt_num(&p, end, 1, 2, &S) != VELO_OK || S > 60) {
+                *why = "second out of range";
+                return VELO_ERR;
+            }
+            break;
+        case 'f': { /* 1 to 9 digits of a second's fraction */
+            const char *st = p;
+            if (pt_num(&p, end, 1, 9, &v) != VELO_OK) {
+                return VELO_ERR;
+            }
+            for (ptrdiff_t k = p - st; k < 6; k++) {
+                v *= 10;
+            }
+            for (ptrdiff_t k = p - st; k > 6; k--) {
+                v /= 10;
+            }
+            frac = v;
+            break;
+        }
+        case 'j':
+            if (pt_num(&p, end, 1, 3, &yday) != VELO_OK || yday < 1 ||
+                yday > 366) {
+                *why = "day of year out of range";
+                return VELO_ERR;
+            }
+            break;
+        case 's': {
+            int neg = p < end && *p == '-';
+            p += neg;
+            if (pt_num(&p, end, 1, 18, &v) != VELO_OK) {
+                return VELO_ERR;
+            }
+            epoch = neg ? -v : v;
+            break;
+        }
+        case 'b':
+        case 'h': {
+            int found = -1;
+            for (int k = 0; k < 12 && found < 0; k++) {
+                if (end - p >= 3 && strncasecmp(p, month_abbr[k], 3) == 0) {
+                    found = k;
+                }
+            }
+            if (found < 0) {
+                *why = "not a month name (Jan ... Dec)";
+                return VELO_ERR;
+            }
+            mo = found + 1;
+            p += 3;
+            break;
+        }
+        case 'z': /* Z, +hh, +hhmm, +hh:mm */
+            if (p < end && (*p == 'Z' || *p == 'z')) {
+                p++;
+                tz = 0;
+                break;
+            }
+            if (p >= end || (*p != '+' && *p != '-')) {
+                *why = "expected a zone offset (Z, +02:00)";
+                return VELO_ERR;
+            } else {
+                int neg = *p == '-';
+                int64_t hh, mm = 0;
+                p++;
+                if (pt_num(&p, end, 2, 2, &hh) != VELO_OK) {
+                    return VELO_ERR;
+                }
+                if (p < end && *p == ':') {
+                    p++;
+                }
+                if (p < end && *p >= '0' && *p <= '9' &&
+                    pt_num(&p, end, 2, 2, &mm) != VELO_OK) {
+                    return VELO_ERR;
+                }
+                tz = (hh * 3600 + mm * 60) * (neg ? -1 : 1);
+            }
+            break;
+        case 'T': /* %H:%M:%S */
+            if (pt_num(&p, end, 1, 2, &H) != VELO_OK || p >= end ||
+                *p++ != ':' || pt_num(&p, end, 1, 2, &M) != VELO_OK ||
+                p >= end || *p++ != ':' ||
+                pt_num(&p, end, 1, 2, &S) != VELO_OK || H > 23 || M > 59 ||
+                S > 60) {
+                return VELO_ERR;
+            }
+            break;
+        case 'F': {
+            int neg = p < end && *p == '-';
+            p += neg;
+            if (pt_num(&p, end, 4, 4, &y) != VELO_OK || p >= end ||
+                *p++ != '-' || pt_num(&p, end, 1, 2, &mo) != VELO_OK ||
+                p >= end || *p++ != '-' ||
+                pt_num(&p, end, 1, 2, &d) != VELO_OK || mo < 1 || mo > 12 ||
+                d < 1 || d > 31) {
+                return VELO_ERR;
+            }
+            y = neg ? -y : y;
+            break;
+        }
+        case '%':
+            if (p >= end || *p != '%') {
+                return VELO_ERR;
+            }
+            p++;
+            break;
+        default:
+            *why = "unsupported % directive in the pattern";
+            return VELO_ERR;
+        }
+    }
+    if (p != end) {
+        *why = "text left over after the pattern";
+        return VELO_ERR;
+    }
+    int64_t secs;
+    if (epoch != INT64_MIN) {
+        secs = epoch;
+    } else {
+        int64_t days = yday > 0 ? velo_days_from_civil(y, 1, 1) + yday - 1
+                                : velo_days_from_civil(y, (unsigned)mo,
+                                                       (unsigned)d);
+        /* Reject 31 February and the like. */
+        int64_t cy;
+        unsigned cm, cd;
+        velo_civil_from_days(days, &cy, &cm, &cd);
+        if (yday <= 0 && ((int64_t)cm != mo || (int64_t)cd != d)) {
+            *why = "no such day";
+            return VELO_ERR;
+        }
+        secs = days * 86400 + H * 3600 + M * 60 + S - tz;
+    }
+    if (__builtin_mul_overflow(secs, VELO_US_PER_SEC, us) ||
+        __builtin_add_overflow(*us, frac, us)) {
+        *why = "TIMESTAMP out of range";
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+static VELO_KERNEL(k_parse_timestamp)
+{
+    const struct velo_str *a = args[0]->v.str, *p = args[1]->v.str;
+    int64_t *o = out->v.i64;
+    for (size_t i = 0; i < n; i++) {
+        size_t r = sel != NULL ? sel[i] : i;
+        const char *why;
+        if (parse_ts(a[r].ptr, a[r].len, p[r].ptr, p[r].len, &o[r], &why) !=
+            VELO_OK) {
+            velo_eval_fail(ctx, out, r, VELO_EVAL_CAST,
+                           "cannot read '%.*s' as a TIMESTAMP with pattern "
+                           "'%.*s': %s",
+                           (int)(a[r].len > 64 ? 64 : a[r].len), a[r].ptr,
+                           (int)(p[r].len > 64 ? 64 : p[r].len), p[r].ptr,
+                           why);
+        }
+    }
+}
+
 /* ---- Epoch conversions, NOW, tumbling windows --------------------------- */
 
 static VELO_KERNEL(k_from_unixtime_i64)
@@ -653,6 +900,8 @@ static const struct velo_func time_table[] = {
     {"DATE_TRUNC", 2, {VT_STR, VT_TS}, VT_TS, NULL, NP, EXT, &trunc_ext},
     {"DATE_FORMAT", 2, {VT_TS, VT_STR}, VT_STR, NULL, NP, k_date_format,
      NULL},
+    {"PARSE_TIMESTAMP", 2, {VT_STR, VT_STR}, VT_TS, NULL, NP,
+     k_parse_timestamp, NULL},
     {"FROM_UNIXTIME", 1, {VT_BIG}, VT_TS, NULL, NP, k_from_unixtime_i64,
      NULL},
     {"FROM_UNIXTIME", 1, {VT_DBL}, VT_TS, NULL, NP, k_from_unixtime_f64,

@@ -189,6 +189,7 @@ struct velo_op_ports {
     struct velo_op **port_ops; /* n forwarding operators, owned */
     int64_t *wm;               /* last watermark per port */
     uint8_t *holds, *done;
+    uint8_t *idle; /* the input has been idle: it does not hold either */
     int64_t emitted_wm;        /* the minimum last passed on */
     size_t ndone;
 };
@@ -208,7 +209,7 @@ static int ports_advance(struct velo_op *t)
     int64_t min = INT64_MAX;
     int any = 0;
     for (size_t i = 0; i < ps->n; i++) {
-        if (!ps->holds[i] || ps->done[i]) {
+        if (!ps->holds[i] || ps->done[i] || ps->idle[i]) {
             continue;
         }
         any = 1;
@@ -288,8 +289,9 @@ int velo_op_ports_init(struct velo_op *op, size_t nports, const uint8_t *holds)
     ps->wm = calloc(nports, sizeof(*ps->wm));
     ps->holds = calloc(nports, 1);
     ps->done = calloc(nports, 1);
+    ps->idle = calloc(nports, 1);
     if (ps->port_ops == NULL || ps->wm == NULL || ps->holds == NULL ||
-        ps->done == NULL) {
+        ps->done == NULL || ps->idle == NULL) {
         goto fail;
     }
     for (size_t i = 0; i < nports; i++) {
@@ -320,6 +322,7 @@ fail:
     free(ps->wm);
     free(ps->holds);
     free(ps->done);
+    free(ps->idle);
     free(ps);
     errno = ENOMEM;
     return VELO_ERR;
@@ -363,6 +366,25 @@ void velo_op_ports_free(struct velo_op *op)
     free(ps->wm);
     free(ps->holds);
     free(ps->done);
+    free(ps->idle);
     free(ps);
     op->ports = NULL;
+}
+
+int velo_op_idle(struct velo_op *op, int idle)
+{
+    if (op->ops == &port_ops) {
+        struct port_impl *p = op->impl;
+        struct velo_op_ports *ps = p->target->ports;
+        ps->idle[p->index] = idle != 0;
+        /* Without the idle input the others' minimum may move on. */
+        return idle ? ports_advance(p->target) : VELO_OK;
+    }
+    for (size_t i = 0; i < op->nchildren; i++) {
+        int rc = velo_op_idle(op->children[i], idle);
+        if (rc != VELO_OK) {
+            return rc;
+        }
+    }
+    return VELO_OK;
 }

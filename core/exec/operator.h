@@ -136,6 +136,11 @@ size_t velo_op_nports(const struct velo_op *op);
 int64_t velo_op_port_watermark(const struct velo_op *op, size_t port);
 /** Has the port ended? */
 int velo_op_port_done(const struct velo_op *op, size_t port);
+/** A source has been idle for its '<src>.watermark.idle_timeout' (idle
+ *  1), or has data again (0): travels down like a watermark; a port whose
+ *  input is idle stops holding its operator's watermark back until data
+ *  comes again. */
+int velo_op_idle(struct velo_op *op, int idle);
 
 /* ---- Operators (constructors take ownership of expressions) -------------
  * All return NULL and set errno on failure. `in` is borrowed and must
@@ -394,8 +399,9 @@ struct velo_op *velo_op_lookup_join(const struct velo_exec_env *env,
  * ltime + lower_us <= rtime <= ltime + upper_us (b.ts BETWEEN a.ts +
  * lower AND a.ts + upper; WITHIN INTERVAL i is -i..i). Rows are joined as
  * they arrive, against the other side's kept rows. A left row is kept
- * while watermark < ltime + upper_us + grace_us, a right row while
- * watermark < rtime - lower_us + grace_us; an outer (LEFT/RIGHT/FULL) row
+ * while watermark <= ltime + upper_us + grace_us, a right row while
+ * watermark <= rtime - lower_us + grace_us (a partner exactly at the
+ * watermark may still come); an outer (LEFT/RIGHT/FULL) row
  * that never matched is emitted NULL-padded when it expires (or at
  * finish). Rows arriving behind the watermark by more than the interval
  * allows are late (counted, dropped). Output rows are inserts.
@@ -423,6 +429,18 @@ struct velo_op *velo_op_window_join(const struct velo_exec_env *env,
                                     struct velo_join_keys *keys,
                                     const struct velo_window_spec *window,
                                     struct velo_expr *rtime);
+
+/** Rows pass through; after each batch the watermark (highest value of
+ *  TIMESTAMP column ts_col so far, minus ooo_us) goes to the children when
+ *  it advanced. The source of watermarks for windows, OVER and joins. */
+struct velo_op *velo_op_watermark_gen(const struct velo_exec_env *env,
+                                      const struct velo_schema *in,
+                                      int ts_col, int64_t ooo_us);
+/** A Watermark operator's last watermark and highest event time
+ *  (INT64_MIN before any). @return VELO_OK, or VELO_DECLINED for another
+ *  kind of operator. */
+int velo_op_watermark_gen_state(const struct velo_op *op, int64_t *wm,
+                                int64_t *max_ts);
 
 /** UNION ALL of ninputs ports whose schemas equal `schema` (the planner
  *  casts first). Batches pass through; op marks are kept. */
