@@ -10,6 +10,7 @@
 
 #include <velo/log.h>
 
+#include "exec/expr.h"
 #include "formats/format-internal.h"
 
 /* csv.c and json.c */
@@ -194,6 +195,29 @@ struct velo_decoder *velo_decoder_create(const struct velo_format_opts *o,
         return NULL;
     }
     positional_map(d);
+    /* The message columns, when the schema has them and they are read. */
+    d->meta_key = d->meta_part = d->meta_off = d->meta_hdr = -1;
+    d->meta_ts = -1;
+    for (size_t i = 0; i < schema->n; i++) {
+        const struct velo_field *f = &schema->fields[i];
+        if (f->hidden && strcmp(f->name, VELO_COL_TIMESTAMP) == 0 &&
+            f->type.id == VELO_TYPE_TIMESTAMP) {
+            d->meta_ts = (int)i;
+            continue;
+        }
+        if (!f->hidden || (needed != NULL && !needed[i])) {
+            continue;
+        }
+        if (strcmp(f->name, VELO_COL_KEY) == 0) {
+            d->meta_key = (int)i;
+        } else if (strcmp(f->name, VELO_COL_PARTITION) == 0) {
+            d->meta_part = (int)i;
+        } else if (strcmp(f->name, VELO_COL_OFFSET) == 0) {
+            d->meta_off = (int)i;
+        } else if (strcmp(f->name, VELO_COL_HEADERS) == 0) {
+            d->meta_hdr = (int)i;
+        }
+    }
     return d;
 }
 
@@ -206,6 +230,7 @@ void velo_decoder_destroy(struct velo_decoder *d)
     free(d->cols);
     free(d->fmap);
     free(d->seen);
+    free(d->row_payload);
     free(d);
 }
 
@@ -588,15 +613,104 @@ size_t velo_decode_stream(struct velo_decoder *d, const char *buf, size_t len,
     return used;
 }
 
+static void str_or_null(struct velo_column *c, size_t r, struct velo_str v)
+{
+    if (v.ptr == NULL) {
+        c->nulls[r] = 1;
+        c->has_nulls = 1;
+    } else {
+        c->v.str[r] = v;
+        c->nulls[r] = 0;
+    }
+}
+
+/* _key, _partition, _offset, _headers of rows [from, to) from the meta
+ * and headers of the payloads they came from. */
+static void fill_meta(struct velo_decoder *d, struct velo_batch *out,
+                      size_t from, size_t to,
+                      const struct velo_record_meta *meta,
+                      const struct velo_str *headers)
+{
+    for (size_t r = from; r < to; r++) {
+        size_t i = d->row_payload[r];
+        if (d->meta_ts >= 0) {
+            struct velo_column *c = &out->cols[d->meta_ts];
+            if (meta == NULL || meta[i].timestamp_us == INT64_MIN) {
+                c->nulls[r] = 1;
+                c->has_nulls = 1;
+            } else {
+                c->v.i64[r] = meta[i].timestamp_us;
+                c->nulls[r] = 0;
+            }
+        }
+        if (d->meta_key >= 0) {
+            struct velo_str k = {NULL, 0};
+            if (meta != NULL) {
+                k = meta[i].key;
+            }
+            str_or_null(&out->cols[d->meta_key], r, k);
+        }
+        if (d->meta_part >= 0) {
+            struct velo_column *c = &out->cols[d->meta_part];
+            if (meta == NULL || meta[i].partition < 0) {
+                c->nulls[r] = 1;
+                c->has_nulls = 1;
+            } else {
+                c->v.i64[r] = meta[i].partition;
+                c->nulls[r] = 0;
+            }
+        }
+        if (d->meta_off >= 0) {
+            struct velo_column *c = &out->cols[d->meta_off];
+            if (meta == NULL || meta[i].offset < 0) {
+                c->nulls[r] = 1;
+                c->has_nulls = 1;
+            } else {
+                c->v.i64[r] = meta[i].offset;
+                c->nulls[r] = 0;
+            }
+        }
+        if (d->meta_hdr >= 0) {
+            struct velo_str h = {NULL, 0};
+            if (headers != NULL) {
+                h = headers[i];
+            }
+            str_or_null(&out->cols[d->meta_hdr], r, h);
+        }
+    }
+}
+
 size_t velo_decode_records(struct velo_decoder *d,
                            const struct velo_str *payloads,
                            const struct velo_record_meta *meta, size_t n,
                            struct velo_batch *out, int32_t source_index,
                            struct velo_decode_report *rep)
 {
+    return velo_decode_messages(d, payloads, meta, NULL, n, out,
+                                source_index, rep);
+}
+
+size_t velo_decode_messages(struct velo_decoder *d,
+                            const struct velo_str *payloads,
+                            const struct velo_record_meta *meta,
+                            const struct velo_str *headers, size_t n,
+                            struct velo_batch *out, int32_t source_index,
+                            struct velo_decode_report *rep)
+{
     size_t from = out->nrows;
     size_t row = out->nrows;
     size_t i = 0;
+    int with_meta = d->meta_key >= 0 || d->meta_part >= 0 ||
+                    d->meta_off >= 0 || d->meta_hdr >= 0 || d->meta_ts >= 0;
+    if (with_meta && d->row_payload_cap < out->cap) {
+        uint32_t *rp = realloc(d->row_payload, out->cap * sizeof(*rp));
+        if (rp == NULL) {
+            with_meta = 0; /* the columns stay NULL; decoding goes on */
+        } else {
+            d->row_payload = rp;
+            d->row_payload_cap = out->cap;
+        }
+    }
     for (; i < n && row < out->cap; i++) {
         const char *s = payloads[i].ptr != NULL ? payloads[i].ptr : "";
         size_t len = payloads[i].len;
@@ -621,6 +735,9 @@ size_t velo_decode_records(struct velo_decoder *d,
                 out->origin[row].position = pos;
                 out->origin[row].line = 0;
             }
+            if (with_meta) {
+                d->row_payload[row] = (uint32_t)i;
+            }
             row++;
         } else if (st == ROW_BAD && rep != NULL) {
             rep->bad++;
@@ -631,5 +748,8 @@ size_t velo_decode_records(struct velo_decoder *d,
     }
     out->nrows = row;
     fill_unparsed(d, out, from);
+    if (with_meta) {
+        fill_meta(d, out, from, row, meta, headers);
+    }
     return i;
 }

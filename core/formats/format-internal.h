@@ -83,6 +83,13 @@ struct velo_decoder {
     struct fmt_day_cache day; /* TIMESTAMP parsing */
 
     char msg[DEC_MSG_MAX]; /* why the current record is bad */
+
+    /* Message sources: hidden columns filled from each record's meta
+     * (-1: absent or not needed), and which payload each row came from. */
+    int meta_key, meta_part, meta_off, meta_hdr;
+    int meta_ts; /* _timestamp: the record's time, NULL when it has none */
+    uint32_t *row_payload;
+    size_t row_payload_cap;
 };
 
 /* ---- conversions (decode.c) ---------------------------------------- */

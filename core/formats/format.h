@@ -104,6 +104,18 @@ size_t velo_decode_records(struct velo_decoder *d,
                            const struct velo_record_meta *meta, size_t n,
                            struct velo_batch *out, int32_t source_index,
                            struct velo_decode_report *rep);
+/** The same for message sources: also fills the hidden _key, _partition,
+ *  _offset (from meta) and _headers (headers[i], may be NULL) columns
+ *  when the schema has them and they are needed, and the hidden
+ *  _timestamp from the record's time (NULL when it has none: the caller
+ *  stamps those). Rows line up with their payloads even when bad ones
+ *  are skipped. */
+size_t velo_decode_messages(struct velo_decoder *d,
+                            const struct velo_str *payloads,
+                            const struct velo_record_meta *meta,
+                            const struct velo_str *headers, size_t n,
+                            struct velo_batch *out, int32_t source_index,
+                            struct velo_decode_report *rep);
 
 /**
  * Infer a schema from a sample (the first bytes of a stream): CSV header
@@ -151,5 +163,7 @@ size_t velo_format_timestamp(int64_t us, char *buf, size_t len);
 size_t velo_format_date(int64_t days, char *buf, size_t len);
 /** Shortest text that reads back to the same double ("0.1", "1e+20"). */
 size_t velo_format_double(double d, char *buf, size_t len);
+/** A DECIMAL's digits with its scale ("12.30"); buf holds 24 bytes. */
+size_t velo_format_decimal(int64_t v, int scale, char *buf);
 
 #endif /* VELO_FORMATS_FORMAT_H */

@@ -365,6 +365,11 @@ size_t fmt_format_decimal(int64_t v, int scale, char *buf)
     return len;
 }
 
+size_t velo_format_decimal(int64_t v, int scale, char *buf)
+{
+    return fmt_format_decimal(v, scale, buf);
+}
+
 /* ---- booleans and intervals -------------------------------------------- */
 
 static int word_is(const char *s, size_t n, const char *w)

@@ -219,7 +219,9 @@ enum ast_expr_kind {
     AX_LIKE,        /* negated, ilike; args: x, pattern */
     AX_CASE,        /* has_operand, has_else; [operand], w, t, ..., [else] */
     AX_CAST,        /* try_cast; type */
-    AX_CALL         /* name (upper), args, distinct, star, filter, special */
+    AX_CALL,        /* name (upper), args, distinct, star, filter, special,
+                       over (a window function call when non-NULL) */
+    AX_IN_QUERY     /* negated; args[0] IN (sub) */
 };
 
 /* Calls written with SQL's own syntax, normalized by the binder. */
@@ -233,6 +235,24 @@ enum ast_special {
 };
 
 enum { TRIM_BOTH = 0, TRIM_LEADING = 1, TRIM_TRAILING = 2 };
+
+struct ast_query;
+struct ast_order;
+
+/* OVER (PARTITION BY ... ORDER BY ... [ROWS|RANGE BETWEEN ... PRECEDING
+ * AND CURRENT ROW]) */
+enum { FRAME_DEFAULT = 0, FRAME_ROWS = 1, FRAME_RANGE = 2 };
+
+struct ast_over {
+    struct ast_expr **partition;
+    size_t npartition;
+    struct ast_order *order;
+    size_t norder;
+    int frame;                /* FRAME_* */
+    struct ast_expr *preceding; /* n or INTERVAL; NULL: UNBOUNDED */
+    struct sql_pos pos;       /* OVER (...) */
+    struct sql_pos frame_pos;
+};
 
 struct ast_expr {
     uint8_t kind;
@@ -257,20 +277,35 @@ struct ast_expr {
     struct ast_expr **args;
     size_t nargs;
     struct ast_expr *filter; /* FILTER (WHERE ...) */
+    struct ast_over *over;   /* AX_CALL ... OVER (...) */
+    struct ast_query *sub;   /* AX_IN_QUERY */
     struct sql_pos pos;      /* the whole expression */
     struct sql_pos name_pos; /* call name, operator, keyword */
 };
 
-enum ast_from_kind { FROM_NAME = 1, FROM_URI = 2 };
+enum ast_from_kind {
+    FROM_NAME = 1,
+    FROM_URI = 2,
+    FROM_SUBQUERY = 3, /* (SELECT ...) alias */
+    FROM_JOIN = 4      /* left JOIN right ON ... */
+};
 
 struct ast_from {
     int kind;
     struct sql_ident name; /* the name, or the URI text */
     int uri_quoted;
     struct sql_ident alias; /* name NULL when none */
+    struct ast_query *sub;  /* FROM_SUBQUERY */
+    /* FROM_JOIN */
+    int join_type;              /* enum velo_join_type */
+    struct ast_from *left, *right;
+    struct ast_expr *on;
+    struct ast_expr *within;    /* WITHIN INTERVAL ..., or NULL */
+    struct sql_pos pos;         /* the whole FROM item */
+    struct sql_pos join_pos;    /* the JOIN keywords */
 };
 
-enum { WIN_NONE = 0, WIN_TUMBLING = 1, WIN_HOPPING = 2 };
+enum { WIN_NONE = 0, WIN_TUMBLING = 1, WIN_HOPPING = 2, WIN_SESSION = 3 };
 
 struct ast_window {
     int kind;
@@ -313,6 +348,17 @@ struct ast_query {
     struct sql_pos order_pos;
     struct ast_expr *limit, *offset;
     struct sql_pos pos;
+    /* WITH name AS (query), ... before the SELECT */
+    struct ast_cte *ctes;
+    size_t nctes;
+    /* UNION ALL: the next query of the chain, or NULL */
+    struct ast_query *union_next;
+    struct sql_pos union_pos;
+};
+
+struct ast_cte {
+    struct sql_ident name;
+    struct ast_query *query;
 };
 
 struct ast_prop {

@@ -28,6 +28,10 @@ struct plan_node {
     char *emits;         /* "FINAL when ...", may be NULL */
     size_t index;        /* PN_SOURCE/PN_SINK: into the plan's arrays */
     const struct velo_schema *schema; /* rows it outputs */
+    /* Where its rows come from: these nodes (joins, UNION ALL), else the
+     * node before it, unless it is a source or stream (a leaf). */
+    const size_t *inputs;
+    size_t ninputs;
 };
 
 /* Per statement: the nodes from input (first) to output (last). */
@@ -36,11 +40,19 @@ struct plan_stmt_nodes {
     size_t n, cap;
 };
 
+struct velo_lookup_table;
+
 struct plan_impl {
     struct velo_plan pub;
     struct sql_pool *pool;
     size_t cap_sources, cap_sinks, cap_ops;
     struct plan_stmt_nodes *nodes; /* one per statement */
+    /* Lookup tables (connectors read by key) and their schemas: closed
+     * and freed after the operators. */
+    struct velo_lookup_table **lookups;
+    size_t nlookups, cap_lookups;
+    struct velo_schema **schemas;
+    size_t nschemas, cap_schemas;
 };
 
 /* ---- Binding expressions ------------------------------------------------ */
@@ -76,11 +88,32 @@ struct agg_state {
     int windowed; /* output starts with _window_start, _window_end */
 };
 
+/* One relation of a join: its qualifiers and its columns' range in the
+ * joined schema. */
+struct bind_rel {
+    const char *name;  /* SQL name, or NULL (a subquery) */
+    const char *alias; /* or NULL */
+    size_t first, n;
+    uint8_t *needed;   /* external source: columns used (n flags); or NULL */
+};
+
 struct bind_scope {
     const struct velo_schema *schema;
     const char *name;  /* the source's SQL name (qualifier) */
     const char *alias; /* FROM alias, or NULL */
     uint8_t *needed;   /* external source: columns used; else NULL */
+    /* A join: the relations whose columns make up schema (name, alias
+     * and needed above are then unused). nrels 0: one relation. */
+    const struct bind_rel *rels;
+    size_t nrels;
+};
+
+/* A window function call (AST node) and where its value is: a column of
+ * the input (the Over or Top-N operator appended it), or the constant 1
+ * (col -1: ROW_NUMBER() of a deduplication, which keeps row 1 only). */
+struct bind_over_ref {
+    const struct ast_expr *call;
+    int col;
 };
 
 struct binder {
@@ -96,6 +129,10 @@ struct binder {
     /* SELECT aliases, for the hint when WHERE names one. */
     const struct ast_item *items;
     size_t nitems;
+    /* Window function calls already computed by an operator. */
+    const struct bind_over_ref *over;
+    size_t nover;
+    int over_failed; /* their planning failed (reported): stay quiet */
 };
 
 /** Bind an expression. @return the bound tree (caller owns), or NULL

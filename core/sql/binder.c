@@ -894,8 +894,159 @@ static struct velo_expr *make_field(struct binder *b, struct velo_expr *base,
     return f;
 }
 
+/* Column col named by parts[first] of a name chain, and the JSON fields
+ * after it (a.b.c: field b.c of column a). */
+static struct velo_expr *bind_column_path(struct binder *b,
+                                          const struct ast_expr *e, int col,
+                                          size_t first)
+{
+    const struct sql_ident *parts = e->parts;
+    size_t n = e->nparts;
+    struct velo_expr *ref = bind_column(b, col, parts[first].pos);
+    if (ref == NULL || first + 1 >= n) {
+        return ref;
+    }
+    const char *keys[64];
+    size_t nk = 0;
+    for (size_t i = first + 1; i < n && nk < 64; i++) {
+        keys[nk++] = parts[i].name;
+    }
+    return make_field(b, ref, keys, nk, e->pos, parts[first + 1].pos);
+}
+
+/* Column `name` among the visible columns of [first, first + n) of s, or
+ * of the hidden system columns when none is visible. */
+static int find_in_range(const struct velo_schema *s, size_t first, size_t n,
+                         const char *name)
+{
+    int hidden = -1;
+    for (size_t i = first; i < first + n && i < s->n; i++) {
+        if (strcasecmp(s->fields[i].name, name) == 0) {
+            if (!s->fields[i].hidden) {
+                return (int)i;
+            }
+            if (hidden < 0) {
+                hidden = (int)i;
+            }
+        }
+    }
+    return hidden;
+}
+
+static const struct bind_rel *rel_named(const struct binder *b,
+                                        const char *q)
+{
+    for (size_t r = 0; r < b->in.nrels; r++) {
+        const struct bind_rel *rel = &b->in.rels[r];
+        if ((rel->alias != NULL && strcasecmp(rel->alias, q) == 0) ||
+            (rel->alias == NULL && rel->name != NULL &&
+             strcasecmp(rel->name, q) == 0)) {
+            return rel;
+        }
+    }
+    return NULL;
+}
+
+static void mark_needed(struct binder *b, int col)
+{
+    for (size_t r = 0; r < b->in.nrels; r++) {
+        const struct bind_rel *rel = &b->in.rels[r];
+        if ((size_t)col >= rel->first && (size_t)col < rel->first + rel->n &&
+            rel->needed != NULL) {
+            rel->needed[(size_t)col - rel->first] = 1;
+        }
+    }
+}
+
+/* Names over a join: t.col, or col when exactly one relation has it. */
+static struct velo_expr *bind_join_name(struct binder *b,
+                                        const struct ast_expr *e)
+{
+    const struct sql_ident *parts = e->parts;
+    size_t n = e->nparts;
+    const struct velo_schema *s = b->in.schema;
+    const struct bind_rel *rel = n >= 2 ? rel_named(b, parts[0].name) : NULL;
+    size_t first = rel != NULL ? 1 : 0;
+    int col = -1;
+    if (rel != NULL) {
+        col = find_in_range(s, rel->first, rel->n, parts[1].name);
+        if (col < 0) {
+            unknown_column(b, &parts[1], parts[0].name);
+            return NULL;
+        }
+    } else {
+        const struct bind_rel *found = NULL;
+        for (size_t r = 0; r < b->in.nrels; r++) {
+            const struct bind_rel *x = &b->in.rels[r];
+            int c = find_in_range(s, x->first, x->n, parts[0].name);
+            if (c < 0) {
+                continue;
+            }
+            if (col >= 0 && !s->fields[c].hidden &&
+                !s->fields[col].hidden) {
+                char hint[300];
+                snprintf(hint, sizeof(hint),
+                         "qualify it: %s.%s or %s.%s",
+                         found->alias ? found->alias : found->name,
+                         parts[0].name, x->alias ? x->alias : x->name,
+                         parts[0].name);
+                bind_error(b, parts[0].pos, "V3012", hint,
+                           "column '%s' is ambiguous: both sides of the "
+                           "join have it",
+                           parts[0].name);
+                return NULL;
+            }
+            if (col < 0 || (s->fields[col].hidden && !s->fields[c].hidden)) {
+                col = c;
+                found = x;
+            }
+        }
+        if (col < 0) {
+            /* Columns the join itself adds (a window join's
+             * _window_start, _window_end) belong to no side. */
+            for (size_t i = 0; i < s->n; i++) {
+                int inside = 0;
+                for (size_t r = 0; r < b->in.nrels; r++) {
+                    inside |= i >= b->in.rels[r].first &&
+                              i < b->in.rels[r].first + b->in.rels[r].n;
+                }
+                if (!inside && strcasecmp(s->fields[i].name,
+                                          parts[0].name) == 0) {
+                    col = (int)i;
+                    break;
+                }
+            }
+        }
+        if (col < 0) {
+            if (n >= 2) {
+                const char *cands[32];
+                size_t nc = 0;
+                for (size_t r = 0; r < b->in.nrels && nc < 32; r++) {
+                    const struct bind_rel *x = &b->in.rels[r];
+                    cands[nc++] = x->alias ? x->alias : x->name;
+                }
+                const char *sug = sql_suggest(parts[0].name, cands, nc);
+                char hint[300];
+                snprintf(hint, sizeof(hint), "did you mean '%s'?",
+                         sug != NULL ? sug : "");
+                bind_error(b, parts[0].pos, "V3009",
+                           sug != NULL ? hint : NULL,
+                           "unknown source or alias '%s'", parts[0].name);
+                return NULL;
+            }
+            unknown_column(b, &parts[0], NULL);
+            return NULL;
+        }
+    }
+    mark_needed(b, col);
+    return bind_column_path(b, e, col, first);
+}
+
 static struct velo_expr *bind_name(struct binder *b, const struct ast_expr *e)
 {
+    if (b->in.nrels > 0) {
+        return bind_join_name(b, e);
+    }
     const struct sql_ident *parts = e->parts;
     size_t n = e->nparts;
     const struct velo_schema *s = b->in.schema;
@@ -925,16 +1076,41 @@ static struct velo_expr *bind_name(struct binder *b, const struct ast_expr *e)
         unknown_column(b, &parts[first], first ? parts[0].name : NULL);
         return NULL;
     }
-    struct velo_expr *ref = bind_column(b, col, parts[first].pos);
-    if (ref == NULL || first + 1 >= n) {
-        return ref;
+    return bind_column_path(b, e, col, first);
+}
+
+/* HEADER('name'): the value of a message header, from the hidden
+ * _headers JSON object of Kafka-like sources (NULL when absent). */
+static struct velo_expr *bind_header(struct binder *b,
+                                     const struct ast_expr *e)
+{
+    if (e->nargs != 1 || e->args[0]->kind != AX_STRING) {
+        bind_error(b, e->pos, "V4003", "write HEADER('trace-id')",
+                   "HEADER takes one header name as a string literal");
+        return NULL;
     }
-    const char *keys[64];
-    size_t nk = 0;
-    for (size_t i = first + 1; i < n && nk < 64; i++) {
-        keys[nk++] = parts[i].name;
+    int col = velo_schema_find(b->in.schema, VELO_COL_HEADERS);
+    if (col < 0) {
+        bind_error(b, e->pos, "V3001",
+                   "headers come with message sources (Kafka, Redis "
+                   "streams); files and stdin have none",
+                   "this input has no message headers");
+        return NULL;
     }
-    return make_field(b, ref, keys, nk, e->pos, parts[first + 1].pos);
+    if (b->mode == BIND_AGG) {
+        bind_error(b, e->pos, "V5002",
+                   "group by it (GROUP BY HEADER('x')) or aggregate it",
+                   "HEADER(...) must appear in GROUP BY or be used in an "
+                   "aggregate function");
+        return NULL;
+    }
+    if (b->in.needed != NULL) {
+        b->in.needed[col] = 1;
+    }
+    mark_needed(b, col);
+    struct velo_expr *ref = colref(b, col, T(VELO_TYPE_JSON), e->pos);
+    const char *keys[1] = {e->args[0]->text};
+    return make_field(b, ref, keys, 1, e->pos, e->args[0]->pos);
 }
 
 /* a['k'], a[0], a['k'].b */
@@ -1596,6 +1772,9 @@ int ast_has_agg(const struct binder *b, const struct ast_expr *e)
     if (e == NULL) {
         return 0;
     }
+    if (e->kind == AX_CALL && e->over != NULL) {
+        return 0; /* a window function: computed per row, not per group */
+    }
     if (e->kind == AX_CALL && e->special == SP_NONE &&
         velo_funcs_is_agg(b->env->funcs, e->name)) {
         return 1;
@@ -2029,11 +2208,45 @@ struct velo_expr *bind_expr(struct binder *b, const struct ast_expr *e)
     if (e == NULL) {
         return NULL;
     }
+    if (e->kind == AX_CALL && e->over != NULL) {
+        for (size_t i = 0; i < b->nover; i++) {
+            if (b->over[i].call != e) {
+                continue;
+            }
+            if (b->over[i].col < 0) {
+                return lit_i64(b, T(VELO_TYPE_BIGINT), 1, e->pos);
+            }
+            const struct velo_field *f =
+                &b->in.schema->fields[b->over[i].col];
+            return colref(b, b->over[i].col, f->type, e->pos);
+        }
+        if (b->over_failed) {
+            return NULL;
+        }
+        bind_error(b, e->pos, "V5034",
+                   "window functions belong in the SELECT list of a query "
+                   "without GROUP BY; filter on them from an outer query: "
+                   "SELECT * FROM (SELECT ..., ROW_NUMBER() OVER (...) AS rn "
+                   "FROM s) WHERE rn <= 3",
+                   "a window function (OVER) is not allowed here");
+        return NULL;
+    }
+    if (e->kind == AX_IN_QUERY) {
+        bind_error(b, e->pos, "V5034",
+                   "use it as a condition of WHERE, joined with AND: WHERE "
+                   "x IN (SELECT k FROM t) AND ...",
+                   "IN (SELECT ...) is only supported as a WHERE condition");
+        return NULL;
+    }
     if (b->mode == BIND_AGG && !b->in_agg_arg && b->agg != NULL) {
         struct velo_expr *r;
         if (bind_agg_level(b, e, &r)) {
             return r;
         }
+    }
+    if (e->kind == AX_CALL && e->over == NULL && e->special == SP_NONE &&
+        strcmp(e->name, "HEADER") == 0) {
+        return bind_header(b, e);
     }
     switch (e->kind) {
     case AX_INTEGER:

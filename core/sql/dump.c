@@ -35,6 +35,12 @@ static void dump_type(struct sql_buf *b, const struct ast_type *t)
     }
 }
 
+static void dump_query(struct sql_buf *b, const struct ast_query *q);
+static void dump_list(struct sql_buf *b, const char *tag,
+                      struct ast_expr *const *l, size_t n);
+static void dump_order(struct sql_buf *b, const struct ast_order *o,
+                       size_t n);
+
 static void dump_args(struct sql_buf *b, const struct ast_expr *e, size_t from)
 {
     for (size_t i = from; i < e->nargs; i++) {
@@ -200,6 +206,32 @@ static void dump_expr(struct sql_buf *b, const struct ast_expr *e)
             dump_expr(b, e->filter);
             sql_buf_puts(b, ")");
         }
+        if (e->over != NULL) {
+            const struct ast_over *o = e->over;
+            sql_buf_puts(b, " (over");
+            if (o->npartition > 0) {
+                dump_list(b, "partition", o->partition, o->npartition);
+            }
+            dump_order(b, o->order, o->norder);
+            if (o->frame != FRAME_DEFAULT) {
+                sql_buf_puts(b, o->frame == FRAME_ROWS ? " (rows "
+                                                       : " (range ");
+                if (o->preceding != NULL) {
+                    dump_expr(b, o->preceding);
+                } else {
+                    sql_buf_puts(b, "unbounded");
+                }
+                sql_buf_puts(b, ")");
+            }
+            sql_buf_puts(b, ")");
+        }
+        sql_buf_puts(b, ")");
+        return;
+    case AX_IN_QUERY:
+        sql_buf_puts(b, e->negated ? "(not-in " : "(in ");
+        dump_expr(b, e->args[0]);
+        sql_buf_puts(b, " ");
+        dump_query(b, e->sub);
         sql_buf_puts(b, ")");
         return;
     default:
@@ -221,8 +253,72 @@ static void dump_list(struct sql_buf *b, const char *tag,
     sql_buf_puts(b, ")");
 }
 
+static void dump_order(struct sql_buf *b, const struct ast_order *o,
+                       size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    sql_buf_puts(b, " (order");
+    for (size_t i = 0; i < n; i++) {
+        sql_buf_puts(b, " (");
+        dump_expr(b, o[i].expr);
+        sql_buf_puts(b, o[i].desc ? " desc" : " asc");
+        if (o[i].nulls >= 0) {
+            sql_buf_puts(b, o[i].nulls ? " nulls-first" : " nulls-last");
+        }
+        sql_buf_puts(b, ")");
+    }
+    sql_buf_puts(b, ")");
+}
+
+static void dump_from(struct sql_buf *b, const struct ast_from *f)
+{
+    static const char *const jt[] = {"inner", "left", "right", "full"};
+    switch (f->kind) {
+    case FROM_JOIN:
+        sql_buf_printf(b, "(join %s ", jt[f->join_type & 3]);
+        dump_from(b, f->left);
+        sql_buf_puts(b, " ");
+        dump_from(b, f->right);
+        if (f->within != NULL) {
+            sql_buf_puts(b, " (within ");
+            dump_expr(b, f->within);
+            sql_buf_puts(b, ")");
+        }
+        sql_buf_puts(b, " (on ");
+        dump_expr(b, f->on);
+        sql_buf_puts(b, "))");
+        return;
+    case FROM_SUBQUERY:
+        sql_buf_puts(b, "(subquery ");
+        dump_query(b, f->sub);
+        break;
+    case FROM_URI:
+        sql_buf_puts(b, "(uri ");
+        dump_quoted(b, f->name.name);
+        break;
+    default:
+        sql_buf_printf(b, "(%s", f->name.name);
+        break;
+    }
+    if (f->alias.name != NULL) {
+        sql_buf_printf(b, " as %s", f->alias.name);
+    }
+    sql_buf_puts(b, ")");
+}
+
 static void dump_query(struct sql_buf *b, const struct ast_query *q)
 {
+    if (q->nctes > 0) {
+        sql_buf_puts(b, "(with");
+        for (size_t i = 0; i < q->nctes; i++) {
+            sql_buf_printf(b, " (%s ", q->ctes[i].name.name);
+            dump_query(b, q->ctes[i].query);
+            sql_buf_puts(b, ")");
+        }
+        sql_buf_puts(b, " ");
+    }
     sql_buf_puts(b, "(query");
     if (q->distinct) {
         sql_buf_puts(b, " distinct");
@@ -239,7 +335,9 @@ static void dump_query(struct sql_buf *b, const struct ast_query *q)
         }
     }
     sql_buf_puts(b, ")");
-    if (q->has_from) {
+    if (q->has_from && (q->from.kind == FROM_URI ||
+                        q->from.kind == FROM_NAME)) {
+        /* The shape earlier dumps had. */
         sql_buf_printf(b, " (from %s", q->from.kind == FROM_URI ? "uri " : "");
         if (q->from.kind == FROM_URI) {
             dump_quoted(b, q->from.name.name);
@@ -250,6 +348,10 @@ static void dump_query(struct sql_buf *b, const struct ast_query *q)
             sql_buf_printf(b, " as %s", q->from.alias.name);
         }
         sql_buf_puts(b, ")");
+    } else if (q->has_from) {
+        sql_buf_puts(b, " (from ");
+        dump_from(b, &q->from);
+        sql_buf_puts(b, ")");
     }
     if (q->where != NULL) {
         sql_buf_puts(b, " (where ");
@@ -259,8 +361,9 @@ static void dump_query(struct sql_buf *b, const struct ast_query *q)
     if (q->has_group) {
         dump_list(b, "group", q->group, q->ngroup);
     }
-    if (q->window.kind == WIN_TUMBLING) {
-        sql_buf_puts(b, " (tumbling");
+    if (q->window.kind == WIN_SESSION || q->window.kind == WIN_TUMBLING) {
+        sql_buf_puts(b, q->window.kind == WIN_SESSION ? " (session"
+                                                      : " (tumbling");
         if (q->window.time != NULL) {
             sql_buf_puts(b, " ");
             dump_expr(b, q->window.time);
@@ -303,6 +406,14 @@ static void dump_query(struct sql_buf *b, const struct ast_query *q)
         sql_buf_puts(b, ")");
     }
     sql_buf_puts(b, ")");
+    if (q->nctes > 0) {
+        sql_buf_puts(b, ")");
+    }
+    if (q->union_next != NULL) {
+        sql_buf_puts(b, " (union-all ");
+        dump_query(b, q->union_next);
+        sql_buf_puts(b, ")");
+    }
 }
 
 static void dump_stmt(struct sql_buf *b, const struct ast_stmt *st)

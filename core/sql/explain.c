@@ -130,6 +130,38 @@ static void text_node(struct sql_buf *b, const struct plan_node *n,
     }
 }
 
+/* The input of node i when it has no explicit ones: the node before it,
+ * unless it is a leaf. */
+static int implicit_input(const struct plan_stmt_nodes *sn, size_t i)
+{
+    const struct plan_node *n = &sn->nodes[i];
+    return n->ninputs == 0 && i > 0 && n->kind != PN_SOURCE &&
+           n->kind != PN_STREAM;
+}
+
+static void text_tree(struct sql_buf *b, const struct plan_stmt_nodes *sn,
+                      size_t i, size_t depth, uint8_t *done)
+{
+    /* A chain iterates; branches recurse (bounded by the query's joins). */
+    for (;;) {
+        done[i] = 1;
+        const struct plan_node *n = &sn->nodes[i];
+        text_node(b, n, depth++);
+        if (n->ninputs > 0) {
+            for (size_t k = 0; k < n->ninputs; k++) {
+                if (n->inputs[k] < sn->n && !done[n->inputs[k]]) {
+                    text_tree(b, sn, n->inputs[k], depth, done);
+                }
+            }
+            return;
+        }
+        if (!implicit_input(sn, i) || done[i - 1]) {
+            return;
+        }
+        i--;
+    }
+}
+
 static char *explain_text(const struct plan_impl *pi)
 {
     const struct velo_plan *p = &pi->pub;
@@ -150,10 +182,15 @@ static char *explain_text(const struct plan_impl *pi)
         }
         sql_buf_puts(&b, "\n");
         const struct plan_stmt_nodes *sn = &pi->nodes[s];
-        size_t depth = 0;
-        for (size_t i = sn->n; i > 0; i--) {
-            text_node(&b, &sn->nodes[i - 1], depth++);
+        uint8_t *done = calloc(sn->n + 1, 1);
+        /* The output's tree first, then what it does not reach (a WITH
+         * query's operators, read through its name). */
+        for (size_t i = sn->n; done != NULL && i > 0; i--) {
+            if (!done[i - 1]) {
+                text_tree(&b, sn, i - 1, 0, done);
+            }
         }
+        free(done);
     }
     return sql_buf_take(&b);
 }
@@ -240,6 +277,29 @@ static const char *format_name(int kind)
     }
 }
 
+static json_t *json_tree(const struct plan_stmt_nodes *sn, size_t i,
+                         uint8_t *done)
+{
+    done[i] = 1;
+    const struct plan_node *n = &sn->nodes[i];
+    json_t *o = json_node(n);
+    if (n->ninputs > 0) {
+        json_t *arr = json_array();
+        for (size_t k = 0; k < n->ninputs; k++) {
+            if (n->inputs[k] < sn->n && !done[n->inputs[k]]) {
+                json_array_append_new(arr, json_tree(sn, n->inputs[k], done));
+            }
+        }
+        json_object_set_new(o, "inputs", arr);
+        return o;
+    }
+    json_object_set_new(o, "input",
+                        implicit_input(sn, i) && !done[i - 1]
+                            ? json_tree(sn, i - 1, done)
+                            : json_null());
+    return o;
+}
+
 static char *explain_json(const struct plan_impl *pi)
 {
     const struct velo_plan *p = &pi->pub;
@@ -260,21 +320,14 @@ static char *explain_json(const struct plan_impl *pi)
                             emit_name(st->emit)
                                 ? jstr(emit_name(st->emit))
                                 : json_null());
-        /* Output first; each node's input nested under it. */
+        /* Output first; each node's input nested under it ("inputs" for
+         * joins and UNION ALL). */
         const struct plan_stmt_nodes *sn = &pi->nodes[s];
-        json_t *top = NULL, *parent = NULL;
-        for (size_t i = sn->n; i > 0; i--) {
-            json_t *n = json_node(&sn->nodes[i - 1]);
-            if (top == NULL) {
-                top = n;
-            } else {
-                json_object_set_new(parent, "input", n);
-            }
-            parent = n;
-        }
-        if (parent != NULL) {
-            json_object_set_new(parent, "input", json_null());
-        }
+        uint8_t *done = calloc(sn->n + 1, 1);
+        json_t *top = sn->n > 0 && done != NULL
+                          ? json_tree(sn, sn->n - 1, done)
+                          : NULL;
+        free(done);
         json_object_set_new(o, "plan", top ? top : json_null());
         json_array_append_new(stmts, o);
     }

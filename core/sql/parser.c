@@ -446,6 +446,7 @@ static int parse_ident(struct parser *p, struct sql_ident *out)
 /* ---- Expressions -------------------------------------------------------- */
 
 static struct ast_expr *parse_binary(struct parser *p, int min_prec);
+static struct ast_query *parse_query(struct parser *p);
 
 static struct ast_expr *parse_expr(struct parser *p)
 {
@@ -945,6 +946,112 @@ static struct ast_expr *parse_interval(struct parser *p)
 }
 
 /* name '(' ... ')' [FILTER (WHERE ...)]. */
+static int parse_order_list(struct parser *p, struct ast_order **out,
+                            size_t *n);
+
+static void frame_following(struct parser *p)
+{
+    unsupported(p, tok_pos(cur(p)), "V5016",
+                "frames end at the current row: ROWS BETWEEN 3 PRECEDING "
+                "AND CURRENT ROW (LEAD reads later rows)",
+                "a frame with FOLLOWING rows");
+}
+
+/* A frame bound before PRECEDING: UNBOUNDED, a row count or an INTERVAL.
+ * Sets *bound (NULL for UNBOUNDED). */
+static int parse_frame_bound(struct parser *p, struct ast_expr **bound)
+{
+    if (accept_kw(p, KW_UNBOUNDED)) {
+        *bound = NULL;
+    } else {
+        *bound = parse_binary(p, 100);
+        if (*bound == NULL) {
+            return VELO_ERR;
+        }
+    }
+    if (is_kw(p, KW_FOLLOWING)) {
+        frame_following(p);
+        return VELO_ERR;
+    }
+    expect_kw(p, KW_PRECEDING);
+    return p->failed ? VELO_ERR : VELO_OK;
+}
+
+/* OVER ([PARTITION BY e, ...] [ORDER BY ...] [ROWS|RANGE frame]) */
+static struct ast_over *parse_over(struct parser *p)
+{
+    size_t start = p->i;
+    advance(p); /* OVER */
+    struct ast_over *o = palloc(p, sizeof(*o));
+    if (o == NULL) {
+        return NULL;
+    }
+    expect(p, TK_LPAREN);
+    if (p->failed) {
+        return NULL;
+    }
+    if (accept_kw(p, KW_PARTITION)) {
+        expect_kw(p, KW_BY);
+        struct plist l = {0};
+        if (p->failed || parse_expr_list(p, &l) != VELO_OK) {
+            return NULL;
+        }
+        o->partition = l.items;
+        o->npartition = l.n;
+    }
+    if (accept_kw(p, KW_ORDER)) {
+        expect_kw(p, KW_BY);
+        if (p->failed ||
+            parse_order_list(p, &o->order, &o->norder) != VELO_OK) {
+            return NULL;
+        }
+    }
+    if (is_kw(p, KW_ROWS) || is_kw(p, KW_RANGE)) {
+        size_t fstart = p->i;
+        o->frame = is_kw(p, KW_ROWS) ? FRAME_ROWS : FRAME_RANGE;
+        advance(p);
+        if (accept_kw(p, KW_BETWEEN)) {
+            if (parse_frame_bound(p, &o->preceding) != VELO_OK) {
+                return NULL;
+            }
+            expect_kw(p, KW_AND);
+            if (!p->failed && !is_kw(p, KW_CURRENT)) {
+                size_t at_tok = p->i;
+                while (cur(p)->type != TK_EOF && cur(p)->type != TK_RPAREN &&
+                       !is_kw(p, KW_FOLLOWING) && !is_kw(p, KW_PRECEDING)) {
+                    advance(p);
+                }
+                if (is_kw(p, KW_FOLLOWING)) {
+                    frame_following(p);
+                    return NULL;
+                }
+                p->i = at_tok;
+            }
+            expect_kw(p, KW_CURRENT);
+            expect_kw(p, KW_ROW);
+        } else if (parse_frame_bound(p, &o->preceding) != VELO_OK) {
+            return NULL;
+        }
+        if (p->failed) {
+            return NULL;
+        }
+        o->frame_pos = span(p, fstart);
+    }
+    if (is_kw(p, KW_FOLLOWING)) {
+        unsupported(p, tok_pos(cur(p)), "V5016",
+                    "frames end at the current row: ROWS BETWEEN 3 "
+                    "PRECEDING AND CURRENT ROW (LEAD reads later rows)",
+                    "a frame with FOLLOWING rows");
+        return NULL;
+    }
+    expect(p, TK_RPAREN);
+    if (p->failed) {
+        return NULL;
+    }
+    o->pos = span(p, start);
+    return o;
+}
+
 static struct ast_expr *parse_call(struct parser *p, size_t start,
                                    struct sql_ident *name)
 {
@@ -991,11 +1098,10 @@ static struct ast_expr *parse_call(struct parser *p, size_t start,
         }
     }
     if (is_kw(p, KW_OVER)) {
-        unsupported(p, tok_pos(cur(p)), "V5016",
-                    "aggregate per group with GROUP BY, or per time window "
-                    "with WINDOW TUMBLING(...)",
-                    "OVER (window functions)");
-        return NULL;
+        e->over = parse_over(p);
+        if (e->over == NULL) {
+            return NULL;
+        }
     }
     return finish(p, e, start);
 }
@@ -1347,10 +1453,21 @@ static struct ast_expr *parse_predicate(struct parser *p, size_t start,
             return NULL;
         }
         if (is_kw(p, KW_SELECT)) {
-            unsupported(p, tok_pos(cur(p)), "V5016",
-                        "list the values: x IN (1, 2, 3)",
-                        "IN with a subquery");
-            return NULL;
+            struct ast_expr *e = new_expr(p, AX_IN_QUERY, start);
+            if (e == NULL || set_args(p, e, &left, 1) != VELO_OK) {
+                return NULL;
+            }
+            e->negated = (uint8_t)negated;
+            e->name_pos = tok_pos(&p->toks[optok]);
+            e->sub = parse_query(p);
+            if (e->sub == NULL) {
+                return NULL;
+            }
+            expect(p, TK_RPAREN);
+            if (p->failed) {
+                return NULL;
+            }
+            return finish(p, e, start);
         }
         struct plist l = {0};
         struct ast_expr **slot = plist_push(p, &l, sizeof(*slot));
@@ -1515,11 +1632,25 @@ static int parse_select_item(struct parser *p, struct ast_item *it)
     return VELO_OK;
 }
 
-static int parse_from(struct parser *p, struct ast_query *q)
+/* [AS] alias after a FROM item; none when the next word is a keyword. */
+static int parse_from_alias(struct parser *p, struct ast_from *f)
 {
+    if (accept_kw(p, KW_AS)) {
+        return parse_ident(p, &f->alias);
+    }
+    if (cur(p)->type == TK_QIDENT ||
+        (cur(p)->type == TK_IDENT && sql_kw_reserved(cur(p)->kw) == 0)) {
+        p->alias_tok = p->i;
+        return parse_ident(p, &f->alias);
+    }
+    return VELO_OK;
+}
+
+/* A source, stream or (subquery) with its alias. */
+static int parse_from_primary(struct parser *p, struct ast_from *f)
+{
+    size_t start = p->i;
     const struct sql_token *t = cur(p);
-    struct ast_from *f = &q->from;
-    q->has_from = 1;
     if (t->type == TK_URI) {
         f->kind = FROM_URI;
         f->name.name = pstrndup(p, p->t->text + t->off, t->len);
@@ -1532,11 +1663,23 @@ static int parse_from(struct parser *p, struct ast_query *q)
         f->name.pos = tok_pos(t);
         advance(p);
     } else if (t->type == TK_LPAREN) {
-        unsupported(p, tok_pos(t), "V5016",
-                    "read the subquery's result by name: CREATE STREAM s AS "
-                    "SELECT ...; then SELECT ... FROM s",
-                    "a subquery in FROM");
-        return VELO_ERR;
+        advance(p);
+        if (!is_kw(p, KW_SELECT) && !is_kw(p, KW_WITH)) {
+            note(p, EXP_NAME);
+            syntax_error(p);
+            return VELO_ERR;
+        }
+        f->kind = FROM_SUBQUERY;
+        f->sub = parse_query(p);
+        if (f->sub == NULL) {
+            return VELO_ERR;
+        }
+        expect(p, TK_RPAREN);
+        if (p->failed) {
+            return VELO_ERR;
+        }
+        f->name.pos = span(p, start);
+        f->name.name = pstrndup(p, "(subquery)", 10);
     } else {
         note(p, TK_URI);
         note(p, TK_STRING);
@@ -1548,31 +1691,109 @@ static int parse_from(struct parser *p, struct ast_query *q)
     if (f->name.name == NULL) {
         return VELO_ERR;
     }
-    if (accept_kw(p, KW_AS)) {
-        if (parse_ident(p, &f->alias) != VELO_OK) {
-            return VELO_ERR;
-        }
-    } else if (cur(p)->type == TK_QIDENT ||
-               (cur(p)->type == TK_IDENT && sql_kw_reserved(cur(p)->kw) ==
-                                                0)) {
-        p->alias_tok = p->i;
-        if (parse_ident(p, &f->alias) != VELO_OK) {
-            return VELO_ERR;
-        }
-    }
-    /* Joins come with the next release: say so precisely. */
-    t = cur(p);
-    if (t->type == TK_COMMA ||
-        (t->type == TK_IDENT &&
-         (t->kw == KW_JOIN || t->kw == KW_LEFT || t->kw == KW_RIGHT ||
-          t->kw == KW_INNER || t->kw == KW_FULL || t->kw == KW_CROSS ||
-          t->kw == KW_NATURAL))) {
-        unsupported(p, tok_pos(t), "V5001",
-                    "joins are planned for the next release; until then "
-                    "read one source per query, or merge streams with "
-                    "INSERT INTO",
-                    "JOIN");
+    if (parse_from_alias(p, f) != VELO_OK) {
         return VELO_ERR;
+    }
+    f->pos = span(p, start);
+    return VELO_OK;
+}
+
+/* [INNER | LEFT [OUTER] | RIGHT [OUTER] | FULL [OUTER]] JOIN: the join
+ * type, or -1 when no join starts here. */
+static int parse_join_type(struct parser *p)
+{
+    const struct sql_token *t = cur(p);
+    if (t->type != TK_IDENT) {
+        return -1;
+    }
+    int type;
+    switch (t->kw) {
+    case KW_JOIN:
+        advance(p);
+        return VELO_JOIN_INNER;
+    case KW_INNER:
+        type = VELO_JOIN_INNER;
+        break;
+    case KW_LEFT:
+        type = VELO_JOIN_LEFT;
+        break;
+    case KW_RIGHT:
+        type = VELO_JOIN_RIGHT;
+        break;
+    case KW_FULL:
+        type = VELO_JOIN_FULL;
+        break;
+    default:
+        return -1;
+    }
+    advance(p);
+    if (type != VELO_JOIN_INNER) {
+        accept_kw(p, KW_OUTER);
+    }
+    expect_kw(p, KW_JOIN);
+    return p->failed ? -2 : type;
+}
+
+static int parse_from(struct parser *p, struct ast_query *q)
+{
+    size_t start = p->i;
+    q->has_from = 1;
+    struct ast_from *f = &q->from;
+    if (parse_from_primary(p, f) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (;;) {
+        const struct sql_token *t = cur(p);
+        if (t->type == TK_COMMA ||
+            (t->type == TK_IDENT &&
+             (t->kw == KW_CROSS || t->kw == KW_NATURAL))) {
+            unsupported(p, tok_pos(t), "V5016",
+                        "join on keys: FROM a JOIN b ON a.k = b.k",
+                        t->type == TK_COMMA ? "a comma join (cross product)"
+                        : t->kw == KW_CROSS ? "CROSS JOIN"
+                                            : "NATURAL JOIN");
+            return VELO_ERR;
+        }
+        size_t jstart = p->i;
+        int type = parse_join_type(p);
+        if (type == -2) {
+            return VELO_ERR;
+        }
+        if (type < 0) {
+            break;
+        }
+        struct ast_from *l = palloc(p, sizeof(*l));
+        struct ast_from *r = palloc(p, sizeof(*r));
+        if (l == NULL || r == NULL) {
+            return VELO_ERR;
+        }
+        *l = *f;
+        memset(f, 0, sizeof(*f));
+        f->kind = FROM_JOIN;
+        f->join_type = type;
+        f->left = l;
+        f->right = r;
+        f->join_pos = span(p, jstart);
+        if (parse_from_primary(p, r) != VELO_OK) {
+            return VELO_ERR;
+        }
+        if (accept_kw(p, KW_WITHIN)) {
+            f->within = parse_expr(p);
+            if (f->within == NULL) {
+                return VELO_ERR;
+            }
+        }
+        expect_kw(p, KW_ON);
+        if (p->failed) {
+            return VELO_ERR;
+        }
+        f->on = parse_expr(p);
+        if (f->on == NULL) {
+            return VELO_ERR;
+        }
+        f->pos = span(p, start);
+        f->name.name = pstrndup(p, "(join)", 6);
+        f->name.pos = f->pos;
     }
     return VELO_OK;
 }
@@ -1588,14 +1809,36 @@ static int dup_clause(struct parser *p, const char *what)
     return VELO_ERR;
 }
 
+/* The rest of TUMBLING( and SESSION(: [time,] size). */
+static int parse_time_size(struct parser *p, struct ast_query *q,
+                           size_t start)
+{
+    struct ast_expr *a = parse_expr(p);
+    if (a == NULL) {
+        return VELO_ERR;
+    }
+    if (accept(p, TK_COMMA)) {
+        q->window.time = a;
+        q->window.size = parse_expr(p);
+    } else {
+        q->window.size = a;
+    }
+    expect(p, TK_RPAREN);
+    q->window.pos = span(p, start);
+    return p->failed ? VELO_ERR : VELO_OK;
+}
+
 static int parse_window(struct parser *p, struct ast_query *q, size_t start)
 {
     if (is_kw(p, KW_SESSION)) {
-        unsupported(p, tok_pos(cur(p)), "V5016",
-                    "use WINDOW TUMBLING(INTERVAL '5' MINUTE) or "
-                    "HOPPING(INTERVAL '10' SECOND, INTERVAL '2' SECOND)",
-                    "a SESSION window");
-        return VELO_ERR;
+        /* SESSION([time,] gap) */
+        advance(p);
+        expect(p, TK_LPAREN);
+        if (p->failed) {
+            return VELO_ERR;
+        }
+        q->window.kind = WIN_SESSION;
+        return parse_time_size(p, q, start);
     }
     if (is_kw(p, KW_HOPPING) || is_kw(p, KW_SLIDING)) {
         /* HOPPING([time,] size, advance); SLIDING is the same window. */
@@ -1663,23 +1906,140 @@ static int parse_window(struct parser *p, struct ast_query *q, size_t start)
         advance(p);
         q->window.size = finish(p, e, s);
     } else {
-        struct ast_expr *a = parse_expr(p);
-        if (a == NULL) {
-            return VELO_ERR;
-        }
-        if (accept(p, TK_COMMA)) {
-            q->window.time = a;
-            q->window.size = parse_expr(p);
-        } else {
-            q->window.size = a;
-        }
+        return parse_time_size(p, q, start);
     }
     expect(p, TK_RPAREN);
     q->window.pos = span(p, start);
     return p->failed ? VELO_ERR : VELO_OK;
 }
 
+/* e [ASC|DESC] [NULLS FIRST|LAST], ... */
+static int parse_order_list(struct parser *p, struct ast_order **out,
+                            size_t *n)
+{
+    struct plist o = {0};
+    do {
+        if (p->failed) {
+            return VELO_ERR;
+        }
+        struct ast_order *ob = plist_push(p, &o, sizeof(*ob));
+        if (ob == NULL) {
+            return VELO_ERR;
+        }
+        ob->nulls = -1;
+        ob->expr = parse_expr(p);
+        if (ob->expr == NULL) {
+            return VELO_ERR;
+        }
+        if (accept_kw(p, KW_DESC)) {
+            ob->desc = 1;
+        } else {
+            accept_kw(p, KW_ASC);
+        }
+        if (accept_kw(p, KW_NULLS)) {
+            if (accept_kw(p, KW_FIRST)) {
+                ob->nulls = 1;
+            } else if (accept_kw(p, KW_LAST)) {
+                ob->nulls = 0;
+            } else {
+                syntax_error(p);
+                return VELO_ERR;
+            }
+        }
+    } while (accept(p, TK_COMMA));
+    *out = o.items;
+    *n = o.n;
+    return VELO_OK;
+}
+
+/* Does a WITH here start common table expressions (WITH name AS (...)),
+ * rather than a statement's properties (WITH ('k'='v'))? */
+static int at_cte(const struct parser *p)
+{
+    return is_kw(p, KW_WITH) && is_name_token(peek(p, 1)) &&
+           is_kw_at(p, 2, KW_AS) && peek(p, 3)->type == TK_LPAREN;
+}
+
+static struct ast_query *parse_select(struct parser *p);
+
 static struct ast_query *parse_query(struct parser *p)
+{
+    struct ast_cte *ctes = NULL;
+    size_t nctes = 0;
+    if (at_cte(p)) {
+        advance(p);
+        struct plist l = {0};
+        do {
+            struct ast_cte *c = plist_push(p, &l, sizeof(*c));
+            if (c == NULL || parse_ident(p, &c->name) != VELO_OK) {
+                return NULL;
+            }
+            expect_kw(p, KW_AS);
+            expect(p, TK_LPAREN);
+            if (p->failed) {
+                return NULL;
+            }
+            c->query = parse_query(p);
+            if (c->query == NULL) {
+                return NULL;
+            }
+            expect(p, TK_RPAREN);
+            if (p->failed) {
+                return NULL;
+            }
+        } while (accept(p, TK_COMMA));
+        ctes = l.items;
+        nctes = l.n;
+    }
+    struct ast_query *q = parse_select(p);
+    if (q == NULL) {
+        return NULL;
+    }
+    q->ctes = ctes;
+    q->nctes = nctes;
+    /* UNION ALL chains the next SELECT. */
+    struct ast_query *last = q;
+    while (is_kw(p, KW_UNION)) {
+        size_t ustart = p->i;
+        advance(p);
+        if (!accept_kw(p, KW_ALL)) {
+            unsupported(p, span(p, ustart), "V5016",
+                        "write UNION ALL (every row of both), and SELECT "
+                        "DISTINCT over it to remove duplicates",
+                        "UNION without ALL");
+            return NULL;
+        }
+        if (last->norder > 0 || last->limit != NULL || last->offset != NULL) {
+            unsupported(p, span(p, ustart), "V5016",
+                        "order or limit the whole union from outside: "
+                        "SELECT * FROM (SELECT ... UNION ALL SELECT ...) u "
+                        "ORDER BY ...",
+                        "ORDER BY or LIMIT inside a UNION ALL");
+            return NULL;
+        }
+        struct ast_query *next = parse_select(p);
+        if (next == NULL) {
+            return NULL;
+        }
+        last->union_next = next;
+        last->union_pos = span(p, ustart);
+        last = next;
+    }
+    if (last != q &&
+        (last->norder > 0 || last->limit != NULL || last->offset != NULL)) {
+        unsupported(p, last->norder > 0 ? last->order_pos
+                       : last->limit != NULL ? last->limit->pos
+                                             : last->offset->pos,
+                    "V5016",
+                    "order or limit the whole union from outside: SELECT * "
+                    "FROM (SELECT ... UNION ALL SELECT ...) u ORDER BY ...",
+                    "ORDER BY or LIMIT inside a UNION ALL");
+        return NULL;
+    }
+    return q;
+}
+
+static struct ast_query *parse_select(struct parser *p)
 {
     size_t start = p->i;
     struct ast_query *q = palloc(p, sizeof(*q));
@@ -1799,38 +2159,10 @@ static struct ast_query *parse_query(struct parser *p)
                 return NULL;
             }
             expect_kw(p, KW_BY);
-            struct plist o = {0};
-            do {
-                if (p->failed) {
-                    return NULL;
-                }
-                struct ast_order *ob = plist_push(p, &o, sizeof(*ob));
-                if (ob == NULL) {
-                    return NULL;
-                }
-                ob->nulls = -1;
-                ob->expr = parse_expr(p);
-                if (ob->expr == NULL) {
-                    return NULL;
-                }
-                if (accept_kw(p, KW_DESC)) {
-                    ob->desc = 1;
-                } else {
-                    accept_kw(p, KW_ASC);
-                }
-                if (accept_kw(p, KW_NULLS)) {
-                    if (accept_kw(p, KW_FIRST)) {
-                        ob->nulls = 1;
-                    } else if (accept_kw(p, KW_LAST)) {
-                        ob->nulls = 0;
-                    } else {
-                        syntax_error(p);
-                        return NULL;
-                    }
-                }
-            } while (accept(p, TK_COMMA));
-            q->order = o.items;
-            q->norder = o.n;
+            if (p->failed ||
+                parse_order_list(p, &q->order, &q->norder) != VELO_OK) {
+                return NULL;
+            }
             q->order_pos = span(p, cstart);
         } else if (accept_kw(p, KW_LIMIT)) {
             if (seen_limit++) {
@@ -1863,13 +2195,10 @@ static struct ast_query *parse_query(struct parser *p)
         }
     }
     const struct sql_token *t = cur(p);
-    if (t->type == TK_IDENT &&
-        (t->kw == KW_UNION || t->kw == KW_INTERSECT || t->kw == KW_EXCEPT)) {
+    if (t->type == TK_IDENT && (t->kw == KW_INTERSECT || t->kw == KW_EXCEPT)) {
         unsupported(p, tok_pos(t), "V5016",
-                    "write each query as its own statement into one "
-                    "stream: CREATE STREAM s AS SELECT ...; INSERT INTO s "
-                    "SELECT ...",
-                    t->kw == KW_UNION ? "UNION" : "INTERSECT/EXCEPT");
+                    "filter with IN (SELECT ...) or a JOIN instead",
+                    "INTERSECT/EXCEPT");
         return NULL;
     }
     q->pos = span(p, start);
@@ -2037,7 +2366,7 @@ static void parse_statement(struct parser *p, struct ast_stmt *st)
 {
     size_t start = p->i;
     p->alias_tok = (size_t)-2;
-    if (at_kw(p, KW_SELECT)) {
+    if (at_kw(p, KW_SELECT) || at_cte(p)) {
         st->kind = ST_SELECT;
         st->query = parse_query(p);
         if (st->query != NULL) {
@@ -2092,13 +2421,7 @@ static void parse_statement(struct parser *p, struct ast_stmt *st)
             return;
         }
         if (is_kw(p, KW_PRIMARY)) {
-            if (!table) {
-                unsupported(p, tok_pos(cur(p)), "V5016",
-                            "a key names the rows of a TABLE: CREATE TABLE "
-                            "t AS SELECT ... PRIMARY KEY (k)",
-                            "PRIMARY KEY on a stream");
-                return;
-            }
+            /* On a stream it names its records' key for sinks. */
             if (parse_pk(p, st) != VELO_OK) {
                 return;
             }

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "connectors/lookup.h"
 #include "sql/bind.h"
 
 #define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
@@ -48,6 +49,21 @@ struct cat_entry {
      * event time and watermark settings its readers apply. */
     const struct ast_prop *decl_props;
     size_t ndecl_props;
+    /* The external sources this stream or table is computed from
+     * (indexes into the plan's sources), for preloading a join's table. */
+    size_t *srcs;
+    size_t nsrcs;
+    int cte; /* a WITH name: visible in its statement only */
+    /* The out-of-orderness its inputs allow, for windows downstream. */
+    int64_t ooo_us;
+};
+
+/* ROW_NUMBER() filtered by an outer query: Top-N or deduplication. */
+struct topn_req {
+    const char *alias; /* the ROW_NUMBER column's name in the subquery */
+    int64_t n;         /* rn <= n */
+    int emit;          /* the outer query's EMIT, or -1 */
+    int consumed;      /* the subquery built the operator */
 };
 
 struct planner {
@@ -59,6 +75,12 @@ struct planner {
     size_t ncat, cap_cat;
     size_t stmt; /* index of the current plan statement */
     struct sql_buf canon;
+    /* External sources read so far (with repeats), so a join knows which
+     * sources feed its table side. */
+    size_t *touched;
+    size_t ntouched, cap_touched;
+    struct topn_req *topn; /* for the next subquery planned */
+    int nested; /* planning a subquery, WITH query or IN (SELECT ...) */
 };
 
 /* One statement's WITH properties ('<name>.<property>'). */
@@ -77,7 +99,31 @@ struct input {
     const char *qual;
     const char *alias;
     const struct cat_entry *cat;
+    /* A join: its relations (malloc'd; NULL for one relation). */
+    struct bind_rel *rels;
+    size_t nrels;
+    int windowed; /* a window join: _window_start, _window_end first */
+    int64_t ooo_us; /* the allowed out-of-orderness of its sources */
+    /* A lookup table ('<name>.lookup'='true'): read by key, no op. */
+    struct lookup_rel *lookup;
 };
+
+struct lookup_rel {
+    const struct velo_connector_ref *conn;
+    const char *name;
+    struct velo_property *props; /* pool */
+    size_t nprops;
+    size_t cache_entries;
+    int64_t cache_ttl_us;
+    struct sql_pos pos;
+};
+
+static void input_free(struct input *in)
+{
+    free(in->rels);
+    in->rels = NULL;
+    in->nrels = 0;
+}
 
 /* What a planned query hands its statement. */
 struct query_out {
@@ -87,6 +133,7 @@ struct query_out {
     int emit;      /* -1 without aggregation */
     int changelog; /* rows carry INSERT/UPDATE marks */
     int *key_cols; /* GROUP BY keys in the output (-1: not there) */
+    int64_t ooo_us; /* the allowed out-of-orderness of its inputs */
     char **key_names;
     size_t nkeys;
 };
@@ -195,6 +242,34 @@ static void add_node(struct planner *pl, int kind, struct velo_op *op,
     n->schema = schema;
 }
 
+/* Index of the statement's last node so far (SIZE_MAX: none). */
+static size_t last_node(struct planner *pl)
+{
+    size_t n = cur_nodes(pl)->n;
+    return n > 0 ? n - 1 : SIZE_MAX;
+}
+
+/* Give the last node added its inputs (explain draws the branches). */
+static void set_inputs(struct planner *pl, const size_t *in, size_t n)
+{
+    struct plan_stmt_nodes *sn = cur_nodes(pl);
+    if (sn->n == 0) {
+        return;
+    }
+    size_t *c = sql_pool_alloc(pl->plan->pool, (n ? n : 1) * sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != SIZE_MAX) {
+            c[k++] = in[i];
+        }
+    }
+    sn->nodes[sn->n - 1].inputs = c;
+    sn->nodes[sn->n - 1].ninputs = k;
+}
+
 static struct cat_entry *cat_find(struct planner *pl, const char *name)
 {
     for (size_t i = 0; i < pl->ncat; i++) {
@@ -263,7 +338,10 @@ static const char *const engine_keys[] = {
     /* Event time and watermarks (read by the queries of a source) and a
      * job's late-data policy (read by its aggregation). */
     "event.time.field", "event.time.format",
-    "watermark.max_out_of_orderness", "late.data.strategy",
+    "watermark.max_out_of_orderness", "watermark.idle_timeout",
+    "late.data.strategy", "state.ttl",
+    /* A join's right side read by key through the connector. */
+    "lookup", "lookup.cache.entries", "lookup.cache.ttl",
     /* The application's dead-letter file (any statement may name it). */
     "dlq.path"};
 #define N_ENGINE_KEYS (sizeof(engine_keys) / sizeof(*engine_keys))
@@ -616,11 +694,58 @@ static int check_connector(struct planner *pl,
 
 /* ---- Schemas ------------------------------------------------------------ */
 
+/* The hidden columns of message sources (Kafka, Redis, CDC). */
+static const struct {
+    const char *name;
+    int type;
+} record_meta_cols[] = {
+    {VELO_COL_KEY, VELO_TYPE_STRING},
+    {VELO_COL_PARTITION, VELO_TYPE_INTEGER},
+    {VELO_COL_OFFSET, VELO_TYPE_BIGINT},
+    {VELO_COL_HEADERS, VELO_TYPE_JSON},
+};
+#define N_RECORD_META (sizeof(record_meta_cols) / sizeof(*record_meta_cols))
+
 static int is_system_column(const char *name)
 {
+    for (size_t i = 0; i < N_RECORD_META; i++) {
+        if (strcasecmp(name, record_meta_cols[i].name) == 0) {
+            return 1;
+        }
+    }
     return strcasecmp(name, VELO_COL_TIMESTAMP) == 0 ||
            strcasecmp(name, VELO_COL_WINDOW_START) == 0 ||
            strcasecmp(name, VELO_COL_WINDOW_END) == 0;
+}
+
+/* Append the message columns a record source fills from its meta. */
+static struct velo_schema *with_record_meta(struct velo_schema *s)
+{
+    if (s == NULL || velo_schema_find(s, VELO_COL_KEY) >= 0) {
+        return s;
+    }
+    struct velo_schema *n = velo_schema_create(s->n + N_RECORD_META);
+    if (n == NULL) {
+        velo_schema_destroy(s);
+        return NULL;
+    }
+    int ok = 1;
+    for (size_t i = 0; i < s->n; i++) {
+        ok &= velo_schema_set(n, i, s->fields[i].name, s->fields[i].type,
+                              s->fields[i].nullable,
+                              s->fields[i].hidden) == VELO_OK;
+    }
+    for (size_t i = 0; i < N_RECORD_META; i++) {
+        ok &= velo_schema_set(n, s->n + i, record_meta_cols[i].name,
+                              velo_type_of(record_meta_cols[i].type), 1,
+                              1) == VELO_OK;
+    }
+    velo_schema_destroy(s);
+    if (!ok) {
+        velo_schema_destroy(n);
+        return NULL;
+    }
+    return n;
 }
 
 /* Append a hidden "_timestamp" when the schema lacks one. */
@@ -815,6 +940,13 @@ static struct cat_entry *make_source(struct planner *pl, const char *name,
             return NULL;
         }
     }
+    if ((conn->vt->flags & VELO_CONNECTOR_RECORD_SOURCE) != 0) {
+        src->schema = with_record_meta(src->schema);
+        if (src->schema == NULL) {
+            oom(pl, pos);
+            return NULL;
+        }
+    }
     src->bounded = bounded;
     src->needed = sql_pool_alloc(pl->plan->pool,
                                  src->schema->n ? src->schema->n : 1);
@@ -896,12 +1028,62 @@ static const char *suggest_scheme(struct planner *pl, const char *scheme,
     return out;
 }
 
+/* A source's configuration from its properties: format, the connector's
+ * own properties (checked against its config map) and the declared
+ * schema ('<name>.schema'), *decl NULL when none. props_for: whose
+ * properties (NULL: none); shown: the name in messages. */
+struct src_conf {
+    struct velo_format_opts fmt;
+    struct velo_property *cp;
+    size_t ncp;
+    struct velo_schema *decl;
+    int has_schema;
+};
+
+static int configure_source(struct planner *pl, const struct stmt_props *sp,
+                            const char *props_for, const char *shown,
+                            const char *hint_path,
+                            const struct velo_connector_ref *conn,
+                            struct sql_pos pos, struct src_conf *out)
+{
+    const struct ast_prop **casts = NULL;
+    const struct ast_prop *schema_p = NULL;
+    struct stmt_props none = {0};
+    memset(out, 0, sizeof(*out));
+    int rc = apply_props(pl, props_for != NULL ? sp : &none, props_for,
+                         hint_path, &out->fmt, &out->cp, &out->ncp, &casts,
+                         &schema_p);
+    if (rc == VELO_OK) {
+        rc = check_connector(pl, conn, shown, out->cp, out->ncp, casts, pos);
+    }
+    free(casts);
+    out->has_schema = schema_p != NULL;
+    if (rc == VELO_OK && schema_p != NULL) {
+        out->decl = schema_from_prop(pl, schema_p);
+        rc = out->decl != NULL ? VELO_OK : VELO_ERR;
+    }
+    return rc;
+}
+
 /* The source of a FROM. @return VELO_OK with *in, or VELO_ERR. */
+static void touch_source(struct planner *pl, size_t idx)
+{
+    if (pl->ntouched == pl->cap_touched) {
+        size_t cap = pl->cap_touched ? pl->cap_touched * 2 : 16;
+        size_t *nt = realloc(pl->touched, cap * sizeof(*nt));
+        if (nt == NULL) {
+            return; /* preloading is lost, not correctness of planning */
+        }
+        pl->touched = nt;
+        pl->cap_touched = cap;
+    }
+    pl->touched[pl->ntouched++] = idx;
+}
+
 static int resolve_from(struct planner *pl, const struct ast_stmt *st,
-                        const struct ast_query *q, struct stmt_props *sp,
+                        const struct ast_from *f, struct stmt_props *sp,
                         struct input *in)
 {
-    const struct ast_from *f = &q->from;
     memset(in, 0, sizeof(*in));
     in->alias = f->alias.name;
     struct cat_entry *c = NULL;
@@ -960,31 +1142,16 @@ static int resolve_from(struct planner *pl, const struct ast_stmt *st,
                  "source '%s' is configured twice", f->name.name);
             return VELO_ERR;
         } else {
-            struct velo_format_opts fmt;
-            struct velo_property *cp = NULL;
-            size_t ncp = 0;
-            const struct ast_prop **casts = NULL;
-            const struct ast_prop *schema_p = NULL;
             const char *pname = f->alias.name;
-            struct stmt_props none = {0};
-            int rc = apply_props(pl, pname ? sp : &none, pname, rest, &fmt,
-                                 &cp, &ncp, &casts, &schema_p);
-            if (rc == VELO_OK) {
-                rc = check_connector(pl, conn, pname ? pname : f->name.name,
-                                     cp, ncp, casts, pos);
-            }
-            free(casts);
-            struct velo_schema *decl = NULL;
-            if (rc == VELO_OK && schema_p != NULL) {
-                decl = schema_from_prop(pl, schema_p);
-                rc = decl != NULL ? VELO_OK : VELO_ERR;
-            }
-            if (rc != VELO_OK) {
-                velo_schema_destroy(decl);
+            struct src_conf sc;
+            if (configure_source(pl, sp, pname,
+                                 pname ? pname : f->name.name, rest, conn,
+                                 pos, &sc) != VELO_OK) {
+                velo_schema_destroy(sc.decl);
                 return VELO_ERR;
             }
-            c = make_source(pl, f->name.name, f->name.name, conn, cp, ncp,
-                            &fmt, decl, pos);
+            c = make_source(pl, f->name.name, f->name.name, conn, sc.cp,
+                            sc.ncp, &sc.fmt, sc.decl, pos);
             if (c == NULL) {
                 return VELO_ERR;
             }
@@ -1053,30 +1220,21 @@ static int resolve_from(struct planner *pl, const struct ast_stmt *st,
                      typep->value, name);
                 return VELO_ERR;
             }
-            struct velo_format_opts fmt;
-            struct velo_property *cp = NULL;
-            size_t ncp = 0;
-            const struct ast_prop **casts = NULL;
-            const struct ast_prop *schema_p = NULL;
-            int rc = apply_props(pl, sp, pname, NULL, &fmt, &cp, &ncp,
-                                 &casts, &schema_p);
-            if (rc == VELO_OK) {
-                rc = check_connector(pl, conn, pname, cp, ncp, casts, pos);
-            }
-            free(casts);
-            struct velo_schema *decl = NULL;
-            if (rc == VELO_OK && schema_p != NULL) {
-                decl = schema_from_prop(pl, schema_p);
-                rc = decl != NULL ? VELO_OK : VELO_ERR;
-            }
-            if (rc != VELO_OK) {
-                velo_schema_destroy(decl);
+            struct src_conf sc;
+            if (configure_source(pl, sp, pname, pname, NULL, conn, pos,
+                                 &sc) != VELO_OK) {
+                velo_schema_destroy(sc.decl);
                 return VELO_ERR;
             }
-            c = make_source(pl, name, NULL, conn, cp, ncp, &fmt, decl, pos);
+            c = make_source(pl, name, NULL, conn, sc.cp, sc.ncp, &sc.fmt,
+                            sc.decl, pos);
             if (c == NULL) {
                 return VELO_ERR;
             }
+            /* Later statements reading it by name apply the same event
+             * time and watermark properties. */
+            c->decl_props = sp->p;
+            c->ndecl_props = sp->n;
         } else {
             /* A connector's own word (stdin): properties configure it. */
             char scheme[64];
@@ -1092,32 +1250,19 @@ static int resolve_from(struct planner *pl, const struct ast_stmt *st,
                             count_props(sp, f->alias.name) > 0
                         ? f->alias.name
                         : name;
-                struct velo_format_opts fmt;
-                struct velo_property *cp = NULL;
-                size_t ncp = 0;
-                const struct ast_prop **casts = NULL;
-                const struct ast_prop *schema_p = NULL;
-                int rc = apply_props(pl, sp, pname, NULL, &fmt, &cp, &ncp,
-                                     &casts, &schema_p);
-                if (rc == VELO_OK) {
-                    rc = check_connector(pl, conn, pname, cp, ncp, casts,
-                                         pos);
-                }
-                free(casts);
-                struct velo_schema *decl = NULL;
-                if (rc == VELO_OK && schema_p != NULL) {
-                    decl = schema_from_prop(pl, schema_p);
-                    rc = decl != NULL ? VELO_OK : VELO_ERR;
-                }
-                if (rc != VELO_OK) {
-                    velo_schema_destroy(decl);
+                struct src_conf sc;
+                if (configure_source(pl, sp, pname, pname, NULL, conn, pos,
+                                     &sc) != VELO_OK) {
+                    velo_schema_destroy(sc.decl);
                     return VELO_ERR;
                 }
-                c = make_source(pl, name, name, conn, cp, ncp, &fmt, decl,
-                                pos);
+                c = make_source(pl, name, name, conn, sc.cp, sc.ncp, &sc.fmt,
+                                sc.decl, pos);
                 if (c == NULL) {
                     return VELO_ERR;
                 }
+                c->decl_props = sp->p;
+                c->ndecl_props = sp->n;
             } else if (nmine > 0) {
                 const struct ast_prop *first = NULL;
                 for (size_t i = 0; i < sp->n && first == NULL; i++) {
@@ -1161,6 +1306,12 @@ static int resolve_from(struct planner *pl, const struct ast_stmt *st,
         return VELO_ERR;
     }
     c->readers++;
+    if (c->kind == CAT_SOURCE) {
+        touch_source(pl, c->source);
+    }
+    for (size_t i = 0; i < c->nsrcs; i++) {
+        touch_source(pl, c->srcs[i]);
+    }
     in->cat = c;
     in->op = c->out;
     in->schema = c->schema;
@@ -1511,6 +1662,32 @@ static struct velo_expr *call1(struct planner *pl, const char *name,
     return c;
 }
 
+/* name(x, y) for two arguments of the types the function takes. */
+static struct velo_expr *call2(struct planner *pl, const char *name,
+                               struct velo_expr *x, struct velo_expr *y)
+{
+    struct velo_datatype types[2] = {x->type, y->type};
+    struct velo_datatype casts[2];
+    memset(casts, 0, sizeof(casts));
+    int known = 0;
+    const struct velo_func *f = velo_funcs_resolve(pl->env->funcs, name,
+                                                   types, 2, casts, &known);
+    struct velo_expr *c = f != NULL ? velo_expr_new(VELO_EXPR_CALL, f->ret, 2)
+                                    : NULL;
+    if (c == NULL || (x->type.id == VELO_TYPE_STRING && y->type.id ==
+                      VELO_TYPE_STRING && y->u.literal.str == NULL)) {
+        velo_expr_free(c);
+        velo_expr_free(x);
+        velo_expr_free(y);
+        return NULL;
+    }
+    c->args[0] = x;
+    c->args[1] = y;
+    c->u.call = f;
+    c->type = f->ret_type != NULL ? f->ret_type(types, 2) : f->ret;
+    return c;
+}
+
 /*
  * '<src>.event.time.field' (and '.event.time.format'): a Project in front
  * of the query that sets _timestamp from the column, so windows, the
@@ -1570,9 +1747,13 @@ static int plan_event_time(struct planner *pl, const struct stmt_props *sp,
         ok = is_int || t.id == VELO_TYPE_STRING ||
              (t.id == VELO_TYPE_DOUBLE &&
               strcasecmp(fmt, "epoch_seconds") == 0);
+    } else if (mp != NULL && strchr(fmt, '%') != NULL) {
+        /* A strftime pattern: '%d/%m/%Y %H:%M:%S'. */
+        ok = t.id == VELO_TYPE_STRING;
     } else if (mp != NULL) {
         perr(pl, mp->value_pos, "V6013",
-             "formats are iso8601, epoch_millis and epoch_seconds",
+             "formats are iso8601, epoch_millis, epoch_seconds or a strftime "
+             "pattern such as '%Y-%m-%d %H:%M:%S'",
              "unknown event time format '%s'", mp->value);
         return VELO_ERR;
     } else {
@@ -1616,7 +1797,20 @@ static int plan_event_time(struct planner *pl, const struct stmt_props *sp,
         goto out;
     }
     ex[col]->u.column = col;
-    if (strcasecmp(fmt, "epoch_seconds") == 0) {
+    if (strchr(fmt, '%') != NULL) {
+        struct velo_expr *pat = velo_expr_new(
+            VELO_EXPR_LITERAL, velo_type_of(VELO_TYPE_STRING), 0);
+        if (pat != NULL) {
+            pat->u.literal.str = strdup(fmt);
+            pat->u.literal.len = strlen(fmt);
+        }
+        if (pat == NULL) {
+            velo_expr_free(x);
+            x = NULL;
+        } else {
+            x = call2(pl, "PARSE_TIMESTAMP", x, pat);
+        }
+    } else if (strcasecmp(fmt, "epoch_seconds") == 0) {
         if (t.id != VELO_TYPE_DOUBLE) {
             x = cast_to(x, velo_type_of(VELO_TYPE_BIGINT));
         }
@@ -1708,10 +1902,2032 @@ static const char *emit_text(int emit, int windowed, int bounded)
     return "CHANGES: the updated row of its group after each input row";
 }
 
+/* ---- FROM: sources, subqueries and joins -------------------------------- */
+
+static int plan_query(struct planner *pl, const struct ast_stmt *st,
+                      const struct ast_query *q, struct stmt_props *sp,
+                      struct query_out *out);
+
+/* Which sides an expression reads: bit 1 columns < nleft, bit 2 the
+ * others. */
+static int expr_sides(const struct velo_expr *e, size_t nleft)
+{
+    if (e == NULL) {
+        return 0;
+    }
+    int m = 0;
+    if (e->kind == VELO_EXPR_COLUMN) {
+        m |= (size_t)e->u.column < nleft ? 1 : 2;
+    }
+    for (size_t i = 0; i < e->nargs; i++) {
+        m |= expr_sides(e->args[i], nleft);
+    }
+    return m;
+}
+
+/* Move every column reference by delta (a side's own numbering). */
+static void expr_shift(struct velo_expr *e, int delta)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (e->kind == VELO_EXPR_COLUMN) {
+        e->u.column += delta;
+    }
+    for (size_t i = 0; i < e->nargs; i++) {
+        expr_shift(e->args[i], delta);
+    }
+}
+
+/* The relations of an input, their columns moved by shift. */
+static int input_rels(const struct input *in, size_t shift,
+                      struct bind_rel **rels, size_t *n)
+{
+    size_t add = in->nrels > 0 ? in->nrels : 1;
+    struct bind_rel *nr = realloc(*rels, (*n + add) * sizeof(*nr));
+    if (nr == NULL) {
+        return VELO_ERR;
+    }
+    *rels = nr;
+    if (in->nrels > 0) {
+        for (size_t i = 0; i < in->nrels; i++) {
+            nr[*n] = in->rels[i];
+            nr[*n].first += shift;
+            (*n)++;
+        }
+    } else {
+        struct bind_rel *r = &nr[(*n)++];
+        r->name = in->cat != NULL ? in->qual : NULL;
+        r->alias = in->alias;
+        r->first = shift;
+        r->n = in->schema->n;
+        r->needed = in->needed;
+    }
+    return VELO_OK;
+}
+
+static struct velo_schema *concat_schema(const struct velo_schema *a,
+                                         size_t skip,
+                                         const struct velo_schema *b)
+{
+    struct velo_schema *s = velo_schema_create(skip + a->n + b->n);
+    if (s == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < skip; i++) {
+        velo_schema_set(s, i, i == 0 ? VELO_COL_WINDOW_START
+                                     : VELO_COL_WINDOW_END,
+                        velo_type_of(VELO_TYPE_TIMESTAMP), 0, 1);
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        const struct velo_field *f = &a->fields[i];
+        velo_schema_set(s, skip + i, f->name, f->type, f->nullable,
+                        f->hidden);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const struct velo_field *f = &b->fields[i];
+        velo_schema_set(s, skip + a->n + i, f->name, f->type, 1, f->hidden);
+    }
+    return s;
+}
+
+/* ON a AND b AND c: the conjuncts. */
+static void conjuncts(const struct ast_expr *e, const struct ast_expr **out,
+                      size_t *n, size_t cap)
+{
+    if (e->kind == AX_AND) {
+        for (size_t i = 0; i < e->nargs; i++) {
+            conjuncts(e->args[i], out, n, cap);
+        }
+    } else if (*n < cap) {
+        out[(*n)++] = e;
+    }
+}
+
+#define MAX_CONJUNCTS 64
+
+/* x + INTERVAL 'c', x - INTERVAL 'c', or x: the base and the offset. */
+static const struct ast_expr *time_offset(struct planner *pl,
+                                          const struct ast_expr *e,
+                                          int64_t *off)
+{
+    *off = 0;
+    if (e->kind == AX_BINARY && (e->op == TK_PLUS || e->op == TK_MINUS) &&
+        (e->args[1]->kind == AX_INTERVAL ||
+         e->args[1]->kind == AX_DURATION)) {
+        int64_t us = window_interval(pl, e->args[1], "join interval", 1);
+        if (us < 0) {
+            return NULL;
+        }
+        *off = e->op == TK_PLUS ? us : -us;
+        return e->args[0];
+    }
+    return e;
+}
+
+static struct velo_expr *as_timestamp(struct planner *pl,
+                                      struct velo_expr *t,
+                                      struct sql_pos pos)
+{
+    if (t != NULL && t->type.id == VELO_TYPE_DATE) {
+        t = cast_to(t, velo_type_of(VELO_TYPE_TIMESTAMP));
+    }
+    if (t != NULL && t->type.id != VELO_TYPE_TIMESTAMP) {
+        char tb[40];
+        perr(pl, pos, "V4011",
+             "join on event time: set '<src>.event.time.field' and use the "
+             "TIMESTAMP column, or CAST(x AS TIMESTAMP)",
+             "an interval join compares TIMESTAMPs, not %s",
+             type_name(t->type, tb, sizeof(tb)));
+        velo_expr_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static int same_type(struct velo_datatype a, struct velo_datatype b)
+{
+    return a.id == b.id && (a.id != VELO_TYPE_DECIMAL || a.scale == b.scale);
+}
+
+/* Make a and z comparable as keys (same type, same decimal scale).
+ * @return VELO_OK, or VELO_ERR after reporting (both freed). */
+static int unify_keys(struct planner *pl, struct velo_expr **a,
+                      struct velo_expr **z, struct sql_pos pos)
+{
+    if (same_type((*a)->type, (*z)->type)) {
+        return VELO_OK;
+    }
+    int an = velo_type_is_numeric((*a)->type);
+    int zn = velo_type_is_numeric((*z)->type);
+    if (an && zn) {
+        struct velo_datatype ta = (*a)->type, tz = (*z)->type, t;
+        if (ta.id == VELO_TYPE_DOUBLE || tz.id == VELO_TYPE_DOUBLE) {
+            t = velo_type_of(VELO_TYPE_DOUBLE);
+        } else if (ta.id == VELO_TYPE_DECIMAL && tz.id == VELO_TYPE_DECIMAL) {
+            t = ta.scale >= tz.scale ? ta : tz;
+            t.precision = 38;
+        } else if (ta.id == VELO_TYPE_DECIMAL || tz.id == VELO_TYPE_DECIMAL) {
+            t = ta.id == VELO_TYPE_DECIMAL ? ta : tz;
+            t.precision = 38;
+        } else {
+            t = velo_type_of(VELO_TYPE_BIGINT);
+        }
+        *a = cast_to(*a, t);
+        *z = cast_to(*z, t);
+    } else if ((*a)->type.id == VELO_TYPE_STRING &&
+               cast_allowed((*z)->type, (*a)->type)) {
+        *z = cast_to(*z, (*a)->type);
+    } else if ((*z)->type.id == VELO_TYPE_STRING &&
+               cast_allowed((*a)->type, (*z)->type)) {
+        *a = cast_to(*a, (*z)->type);
+    } else {
+        char ta[40], tz[40];
+        perr(pl, pos, "V4002", "cast one side: CAST(a.k AS VARCHAR) = b.k",
+             "keys of different types cannot match: %s and %s",
+             type_name((*a)->type, ta, sizeof(ta)),
+             type_name((*z)->type, tz, sizeof(tz)));
+        velo_expr_free(*a);
+        velo_expr_free(*z);
+        *a = *z = NULL;
+        return VELO_ERR;
+    }
+    if (*a == NULL || *z == NULL) {
+        velo_expr_free(*a);
+        velo_expr_free(*z);
+        *a = *z = NULL;
+        oom(pl, pos);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+static const char *const join_names[] = {"INNER", "LEFT", "RIGHT", "FULL"};
+
+/* Keys not handed to an operator. */
+static void join_keys_free(struct velo_join_keys *k)
+{
+    for (size_t i = 0; i < k->nkeys; i++) {
+        velo_expr_free(k->lkeys[i]);
+        velo_expr_free(k->rkeys[i]);
+    }
+    velo_expr_free(k->residual);
+    free(k->lkeys);
+    free(k->rkeys);
+    memset(k, 0, sizeof(*k));
+}
+
+/* Mark the table side's external sources for reading first. */
+static void preload_range(struct planner *pl, size_t from, size_t to)
+{
+    for (size_t i = from; i < to && i < pl->ntouched; i++) {
+        pl->plan->pub.sources[pl->touched[i]].preload = 1;
+    }
+}
+
+static int plan_from(struct planner *pl, const struct ast_stmt *st,
+                     const struct ast_from *f, struct stmt_props *sp,
+                     const struct ast_query *q, int q_is_agg,
+                     struct input *in);
+
+/* Is this FROM item a lookup table ('<name>.lookup'='true')? */
+static int wants_lookup(const struct stmt_props *sp, const struct ast_from *f)
+{
+    const struct ast_prop *p = find_prop(sp, f->name.name, "lookup");
+    if (p == NULL && f->alias.name != NULL) {
+        p = find_prop(sp, f->alias.name, "lookup");
+    }
+    return p != NULL && (strcasecmp(p->value, "true") == 0 ||
+                         strcmp(p->value, "1") == 0 ||
+                         strcasecmp(p->value, "yes") == 0);
+}
+
+static int keep_schema(struct planner *pl, struct velo_schema *s)
+{
+    struct plan_impl *pi = pl->plan;
+    if (sql_pool_grow(pi->pool, (void **)&pi->schemas, &pi->cap_schemas,
+                      pi->nschemas, sizeof(*pi->schemas)) != VELO_OK) {
+        velo_schema_destroy(s);
+        return VELO_ERR;
+    }
+    pi->schemas[pi->nschemas++] = s;
+    return VELO_OK;
+}
+
+/*
+ * The right side of a stream-table join read by key through its connector
+ * (PostgreSQL, Redis) instead of loaded whole: it declares its columns
+ * ('<name>.schema') and is opened when the join is built.
+ */
+static int plan_lookup_rel(struct planner *pl, const struct ast_from *f,
+                           struct stmt_props *sp, struct input *in)
+{
+    const char *name = f->name.name;
+    const char *pname = find_prop(sp, name, "type") != NULL ||
+                                f->alias.name == NULL
+                            ? name
+                            : f->alias.name;
+    const struct ast_prop *typep = find_prop(sp, pname, "type");
+    if (typep == NULL) {
+        char hint[200];
+        snprintf(hint, sizeof(hint),
+                 "name its connector: '%s.type'='postgres_source' (or "
+                 "redis_source)",
+                 pname);
+        perr(pl, f->name.pos, "V6008", hint,
+             "lookup table '%s' has no type", pname);
+        return VELO_ERR;
+    }
+    int is_source = 0;
+    const struct velo_connector_ref *conn = velo_connectors_by_type(
+        pl->env->connectors, typep->value, &is_source);
+    if (conn == NULL || !is_source) {
+        perr(pl, typep->value_pos, "V6002",
+             "a lookup table is a source type: postgres_source or "
+             "redis_source",
+             "'%s' is not a source connector type", typep->value);
+        return VELO_ERR;
+    }
+    if (!VELO_VTABLE_HAS(conn->vt, lookup_get) ||
+        !VELO_VTABLE_HAS(conn->vt, lookup_create)) {
+        char hint[200];
+        snprintf(hint, sizeof(hint),
+                 "load the whole table instead: drop '%s.lookup'", pname);
+        perr(pl, typep->value_pos, "V6006", hint,
+             "the %s connector cannot look rows up by key", conn->name);
+        return VELO_ERR;
+    }
+    struct src_conf sc;
+    if (configure_source(pl, sp, pname, pname, NULL, conn, f->name.pos,
+                         &sc) != VELO_OK) {
+        velo_schema_destroy(sc.decl);
+        return VELO_ERR;
+    }
+    struct velo_property *cp = sc.cp;
+    size_t ncp = sc.ncp;
+    if (!sc.has_schema) {
+        char hint[240];
+        snprintf(hint, sizeof(hint),
+                 "declare its columns: '%s.schema'='id BIGINT, name STRING' "
+                 "(velo inspect describes a table)",
+                 pname);
+        perr(pl, f->name.pos, "V6009", hint,
+             "lookup table '%s' needs its columns declared", pname);
+        return VELO_ERR;
+    }
+    struct velo_schema *decl = sc.decl;
+    if (keep_schema(pl, decl) != VELO_OK) {
+        return VELO_ERR;
+    }
+    struct lookup_rel *lr = sql_pool_alloc(pl->plan->pool, sizeof(*lr));
+    if (lr == NULL) {
+        oom(pl, f->name.pos);
+        return VELO_ERR;
+    }
+    lr->conn = conn;
+    lr->name = pstr(pl, pname);
+    lr->props = cp;
+    lr->nprops = ncp;
+    lr->cache_entries = 10000;
+    lr->cache_ttl_us = 60 * INT64_C(1000000);
+    lr->pos = f->name.pos;
+    const struct ast_prop *ce = find_prop(sp, pname, "lookup.cache.entries");
+    if (ce != NULL) {
+        char *end = NULL;
+        long long v = strtoll(ce->value, &end, 10);
+        if (end == ce->value || *end != '\0' || v < 0) {
+            perr(pl, ce->value_pos, "V6005",
+                 "write a count of entries (0: no cache)",
+                 "'%s' must be a count, not '%s'", ce->key, ce->value);
+            return VELO_ERR;
+        }
+        lr->cache_entries = (size_t)v;
+    }
+    const struct ast_prop *ct = find_prop(sp, pname, "lookup.cache.ttl");
+    if (ct != NULL && prop_duration(pl, ct, &lr->cache_ttl_us) != VELO_OK) {
+        return VELO_ERR;
+    }
+    in->schema = decl;
+    in->bounded = 1;
+    in->qual = name;
+    in->alias = f->alias.name;
+    in->lookup = lr;
+    char l[300];
+    snprintf(l, sizeof(l), "Lookup table %s [%s, by key]", pname,
+             conn->name);
+    add_node(pl, PN_STREAM, NULL, l, NULL,
+             "rows asked for by key as stream rows arrive", 0, decl);
+    sql_buf_printf(&pl->canon, "LOOKUP %s %s\n", pname, conn->name);
+    return VELO_OK;
+}
+
+static int add_watermark(struct planner *pl, struct input *in, int ts,
+                         size_t *branch, struct sql_pos pos);
+
+/* Open a lookup table for a join whose right side reads by key: one key
+ * column of the table. @return the provider, or NULL after reporting. */
+static const struct velo_lookup_provider *
+open_lookup(struct planner *pl, const struct input *r,
+            const struct velo_join_keys *keys)
+{
+    const struct lookup_rel *lr = r->lookup;
+    if (keys->nkeys != 1 || keys->rkeys[0]->kind != VELO_EXPR_COLUMN) {
+        perr(pl, lr->pos, "V5033",
+             "join a lookup table on one of its columns: ON s.k = t.id",
+             "a lookup table is read by one key column");
+        return NULL;
+    }
+    struct plan_impl *pi = pl->plan;
+    if (sql_pool_grow(pi->pool, (void **)&pi->lookups, &pi->cap_lookups,
+                      pi->nlookups, sizeof(*pi->lookups)) != VELO_OK) {
+        oom(pl, lr->pos);
+        return NULL;
+    }
+    const char *key = r->schema->fields[keys->rkeys[0]->u.column].name;
+    char label[200];
+    snprintf(label, sizeof(label), "%s:%s", lr->conn->name, lr->name);
+    struct velo_lookup_spec spec = {
+        .conn = lr->conn, .name = lr->name, .uri = NULL,
+        .props = lr->props, .nprops = lr->nprops, .key = key,
+        .schema = r->schema, .label = label,
+    };
+    char err[512];
+    struct velo_lookup_table *t = velo_lookup_open(&spec, err, sizeof(err));
+    if (t == NULL) {
+        perr(pl, lr->pos, "V6010",
+             "check the table's properties and that the server is up",
+             "cannot open lookup table '%s': %s", lr->name, err);
+        return NULL;
+    }
+    pi->lookups[pi->nlookups++] = t;
+    struct velo_lookup_provider *prov =
+        sql_pool_alloc(pi->pool, sizeof(*prov));
+    if (prov == NULL) {
+        oom(pl, lr->pos);
+        return NULL;
+    }
+    velo_lookup_provider_init(t, prov, lr->cache_entries, lr->cache_ttl_us);
+    return prov;
+}
+
+static int plan_join(struct planner *pl, const struct ast_stmt *st,
+                     const struct ast_from *f, struct stmt_props *sp,
+                     const struct ast_query *q, int q_is_agg,
+                     struct input *in)
+{
+    struct input l, r;
+    memset(in, 0, sizeof(*in));
+    int lrc = plan_from(pl, st, f->left, sp, q, q_is_agg, &l);
+    if (lrc != VELO_OK) {
+        return VELO_ERR;
+    }
+    size_t touched0 = pl->ntouched;
+    size_t branches[2];
+    branches[0] = last_node(pl);
+    int rrc = plan_from(pl, st, f->right, sp, q, q_is_agg, &r);
+    if (rrc != VELO_OK) {
+        input_free(&l);
+        return VELO_ERR;
+    }
+    branches[1] = last_node(pl);
+    size_t touched1 = pl->ntouched;
+    const struct velo_exec_env *ex = pl->env->exec;
+    size_t ln = l.schema->n, rn = r.schema->n;
+    int rc = VELO_ERR;
+    size_t errors0 = pl->diags->errors;
+    struct bind_rel *rels = NULL;
+    size_t nrels = 0;
+    struct velo_schema *both = concat_schema(l.schema, 0, r.schema);
+    struct velo_expr *lkeys[MAX_CONJUNCTS], *rkeys[MAX_CONJUNCTS];
+    struct velo_expr *resid[MAX_CONJUNCTS];
+    size_t nkeys = 0, nresid = 0;
+    struct velo_expr *ltime = NULL, *rtime = NULL, *residual = NULL;
+    int64_t lower = 0, upper = 0;
+    int has_time = 0;
+    struct sql_buf det = {0};
+    if (both == NULL || input_rels(&l, 0, &rels, &nrels) != VELO_OK ||
+        input_rels(&r, ln, &rels, &nrels) != VELO_OK) {
+        oom(pl, f->pos);
+        goto out;
+    }
+    struct binder b = {
+        .env = pl->env, .t = pl->t, .diags = pl->diags, .mode = BIND_ROW,
+        .no_agg = "ON",
+    };
+    b.in.schema = both;
+    b.in.rels = rels;
+    b.in.nrels = nrels;
+
+    const struct ast_expr *cj[MAX_CONJUNCTS];
+    size_t ncj = 0;
+    conjuncts(f->on, cj, &ncj, MAX_CONJUNCTS);
+    for (size_t i = 0; i < ncj; i++) {
+        const struct ast_expr *c = cj[i];
+        if (c->kind == AX_BINARY && c->op == TK_EQ) {
+            struct velo_expr *a = fold_constants(&b, bind_expr(&b, c->args[0]),
+                                                 c->args[0]->pos);
+            struct velo_expr *z = fold_constants(&b, bind_expr(&b, c->args[1]),
+                                                 c->args[1]->pos);
+            int sa = expr_sides(a, ln), sz = expr_sides(z, ln);
+            if (a != NULL && z != NULL &&
+                ((sa == 1 && sz == 2) || (sa == 2 && sz == 1))) {
+                if (sa == 2) {
+                    struct velo_expr *t = a;
+                    a = z;
+                    z = t;
+                }
+                if (unify_keys(pl, &a, &z, c->pos) != VELO_OK) {
+                    continue;
+                }
+                expr_shift(z, -(int)ln);
+                lkeys[nkeys] = a;
+                rkeys[nkeys++] = z;
+                continue;
+            }
+            velo_expr_free(a);
+            velo_expr_free(z);
+        }
+        if (c->kind == AX_BETWEEN && !c->negated && !has_time &&
+            f->within == NULL) {
+            int64_t olo, ohi;
+            const struct ast_expr *blo = time_offset(pl, c->args[1], &olo);
+            const struct ast_expr *bhi = time_offset(pl, c->args[2], &ohi);
+            if (blo == NULL || bhi == NULL) {
+                continue;
+            }
+            b.quiet = 1;
+            struct velo_expr *x = bind_expr(&b, c->args[0]);
+            struct velo_expr *bl = bind_expr(&b, blo);
+            struct velo_expr *bh = bind_expr(&b, bhi);
+            b.quiet = 0;
+            int sx = expr_sides(x, ln), sb = expr_sides(bl, ln);
+            char *cl = bl ? canon_dup(bl) : NULL;
+            char *ch = bh ? canon_dup(bh) : NULL;
+            int ok = x != NULL && bl != NULL && bh != NULL && cl && ch &&
+                     strcmp(cl, ch) == 0 &&
+                     ((sx == 2 && sb == 1) || (sx == 1 && sb == 2));
+            free(cl);
+            free(ch);
+            velo_expr_free(bh);
+            if (ok) {
+                x = as_timestamp(pl, x, c->args[0]->pos);
+                bl = as_timestamp(pl, bl, blo->pos);
+                if (x == NULL || bl == NULL) {
+                    velo_expr_free(x);
+                    velo_expr_free(bl);
+                    continue;
+                }
+                if (olo > ohi) {
+                    perr(pl, c->pos, "V5035",
+                         "write the earlier bound first: BETWEEN a.ts AND "
+                         "a.ts + INTERVAL '10' MINUTE",
+                         "the join's time interval is empty");
+                }
+                if (sx == 2) { /* r BETWEEN l + lo AND l + hi */
+                    rtime = x;
+                    ltime = bl;
+                    lower = olo;
+                    upper = ohi;
+                } else { /* l BETWEEN r + lo AND r + hi */
+                    ltime = x;
+                    rtime = bl;
+                    lower = -ohi;
+                    upper = -olo;
+                }
+                expr_shift(rtime, -(int)ln);
+                has_time = 1;
+                continue;
+            }
+            velo_expr_free(x);
+            velo_expr_free(bl);
+        }
+        struct velo_expr *p = bind_predicate(&b, c, "ON");
+        p = fold_constants(&b, p, c->pos);
+        if (p != NULL) {
+            resid[nresid++] = p;
+        }
+    }
+    if (f->within != NULL) {
+        int64_t w = window_interval(pl, f->within, "join interval", 0);
+        int lt = velo_schema_find(l.schema, VELO_COL_TIMESTAMP);
+        int rt = velo_schema_find(r.schema, VELO_COL_TIMESTAMP);
+        if (lt < 0 || rt < 0) {
+            perr(pl, f->within->pos, "V5012",
+                 "both sides need event time: read sources, or streams "
+                 "that keep _timestamp",
+                 "WITHIN needs the event time of both sides");
+        } else if (w >= 0) {
+            ltime = velo_expr_new(VELO_EXPR_COLUMN,
+                                  velo_type_of(VELO_TYPE_TIMESTAMP), 0);
+            rtime = velo_expr_new(VELO_EXPR_COLUMN,
+                                  velo_type_of(VELO_TYPE_TIMESTAMP), 0);
+            if (ltime == NULL || rtime == NULL) {
+                oom(pl, f->pos);
+                goto out;
+            }
+            ltime->u.column = lt;
+            rtime->u.column = rt;
+            lower = -w;
+            upper = w;
+            has_time = 1;
+            if (l.needed != NULL) {
+                l.needed[lt] = 1;
+            }
+            if (r.needed != NULL) {
+                r.needed[rt] = 1;
+            }
+        }
+    }
+    if (pl->diags->errors > errors0) {
+        goto out;
+    }
+    if (nkeys == 0) {
+        perr(pl, f->on->pos, "V5033",
+             "join on equal keys of the two sides: ON a.k = b.k",
+             "a join needs at least one equality between its two sides");
+        goto out;
+    }
+    if (nresid > 0) {
+        if (nresid == 1) {
+            residual = resid[0];
+        } else {
+            residual = velo_expr_new(VELO_EXPR_AND,
+                                     velo_type_of(VELO_TYPE_BOOLEAN), nresid);
+            if (residual == NULL) {
+                oom(pl, f->pos);
+                goto out;
+            }
+            for (size_t i = 0; i < nresid; i++) {
+                residual->args[i] = resid[i];
+            }
+        }
+        nresid = 0;
+    }
+    int window_join = !has_time && q != NULL &&
+                      q->window.kind != WIN_NONE && !q_is_agg;
+    struct velo_join_keys keys = {0};
+    keys.lkeys = calloc(nkeys, sizeof(*keys.lkeys));
+    keys.rkeys = calloc(nkeys, sizeof(*keys.rkeys));
+    if (keys.lkeys == NULL || keys.rkeys == NULL) {
+        free(keys.lkeys);
+        free(keys.rkeys);
+        oom(pl, f->pos);
+        goto out;
+    }
+    sql_buf_printf(&pl->canon, "JOIN %d ", f->join_type);
+    for (size_t i = 0; i < nkeys; i++) {
+        keys.lkeys[i] = lkeys[i];
+        keys.rkeys[i] = rkeys[i];
+        canon_expr(lkeys[i], &pl->canon);
+        sql_buf_puts(&pl->canon, "=");
+        canon_expr(rkeys[i], &pl->canon);
+        sql_buf_puts(&pl->canon, ";");
+    }
+    if (residual != NULL) {
+        sql_buf_puts(&pl->canon, " residual ");
+        canon_expr(residual, &pl->canon);
+    }
+    keys.nkeys = nkeys;
+    keys.residual = residual;
+    keys.type = f->join_type;
+    nkeys = 0;
+    residual = NULL;
+    {
+        char *on = span_text(pl->t, f->on->pos);
+        sql_buf_printf(&det, "%s JOIN ON %s", join_names[f->join_type & 3],
+                       on ? on : "?");
+        free(on);
+    }
+    struct velo_op *op = NULL;
+    const char *label;
+    const char *emits = NULL;
+    size_t skip = 0;
+    /* Interval and window joins drop state and close windows as event
+     * time moves: each side gets a Watermark on its join time. */
+    if (has_time || window_join) {
+        int lt = has_time && ltime->kind == VELO_EXPR_COLUMN ? ltime->u.column
+                                                              : -1;
+        int rt = has_time && rtime->kind == VELO_EXPR_COLUMN ? rtime->u.column
+                                                              : -1;
+        if (add_watermark(pl, &l, lt, &branches[0], f->join_pos) !=
+                VELO_OK ||
+            add_watermark(pl, &r, rt, &branches[1], f->join_pos) !=
+                VELO_OK) {
+            join_keys_free(&keys);
+            goto out;
+        }
+    }
+    if (has_time) {
+        label = "IntervalJoin";
+        if (l.changelog || r.changelog) {
+            perr(pl, f->join_pos, "V5033",
+                 "an interval join matches stream rows in time; join a "
+                 "table without a time bound (a lookup join)",
+                 "an interval join needs two streams, not a table");
+            join_keys_free(&keys);
+            goto out;
+        }
+        /* The inputs' Watermark operators already trail their highest
+         * event time by the allowed out-of-orderness. */
+        int64_t grace = 0;
+        sql_buf_printf(&det, "; right time within [%+" PRId64 " ms, %+" PRId64
+                             " ms] of left time",
+                       lower / 1000, upper / 1000);
+        sql_buf_printf(&pl->canon, " interval %" PRId64 " %" PRId64 " ",
+                       lower, upper);
+        canon_expr(ltime, &pl->canon);
+        sql_buf_puts(&pl->canon, " ");
+        canon_expr(rtime, &pl->canon);
+        op = velo_op_interval_join(ex, l.schema, r.schema, &keys, ltime,
+                                   rtime, lower, upper, grace);
+        ltime = rtime = NULL;
+        emits = "as matches arrive; unmatched outer rows when they expire";
+    } else if (window_join) {
+        label = "WindowJoin";
+        struct velo_window_spec win;
+        memset(&win, 0, sizeof(win));
+        if (q->window.kind == WIN_SESSION || q->window.time != NULL) {
+            perr(pl, q->window.pos, "V5033",
+                 "a window join puts both sides' rows in the same TUMBLING "
+                 "or HOPPING windows of their event time: WINDOW "
+                 "TUMBLING(INTERVAL '1' MINUTE)",
+                 "a window join needs a TUMBLING or HOPPING window on the "
+                 "event time");
+            join_keys_free(&keys);
+            goto out;
+        }
+        win.kind = q->window.kind == WIN_HOPPING ? VELO_WINDOW_HOPPING
+                                                 : VELO_WINDOW_TUMBLING;
+        win.size_us = window_size(pl, q->window.size);
+        if (q->window.advance != NULL) {
+            win.advance_us = window_interval(pl, q->window.advance,
+                                             "window advance", 0);
+        }
+        if (q->window.grace != NULL) {
+            win.grace_us = window_interval(pl, q->window.grace,
+                                           "grace period", 1);
+        }
+        win.max_ooo_us = l.ooo_us > r.ooo_us ? l.ooo_us : r.ooo_us;
+        if (pl->diags->errors > errors0) {
+            join_keys_free(&keys);
+            goto out;
+        }
+        sql_buf_printf(&det, "; window %s %" PRId64 " ms",
+                       win.kind == VELO_WINDOW_HOPPING ? "HOPPING"
+                                                       : "TUMBLING",
+                       win.size_us / 1000);
+        sql_buf_printf(&pl->canon, " window %d %" PRId64 " %" PRId64
+                                   " %" PRId64,
+                       win.kind, win.size_us, win.advance_us, win.grace_us);
+        op = velo_op_window_join(ex, l.schema, r.schema, &keys, &win, NULL);
+        skip = 2;
+        emits = "when the window closes";
+    } else {
+        label = "LookupJoin";
+        if (l.changelog) {
+            perr(pl, f->left->pos, "V5033",
+                 "the left side of a join is the stream whose rows look up "
+                 "the right side; put the table on the right",
+                 "the left side of this join is a table");
+        } else if (!r.bounded && !r.changelog) {
+            perr(pl, f->right->pos, "V5033",
+                 "bound the join in time: ON a.k = b.k AND b.ts BETWEEN "
+                 "a.ts AND a.ts + INTERVAL '10' MINUTE (or JOIN b WITHIN "
+                 "INTERVAL '10' MINUTE ON ...), or join a TABLE",
+                 "the right side of this join does not end: a join with "
+                 "an unbounded stream needs a time bound");
+        } else if (f->join_type == VELO_JOIN_RIGHT ||
+                   f->join_type == VELO_JOIN_FULL) {
+            perr(pl, f->join_pos, "V5033",
+                 "a stream-table join keeps every stream row (LEFT) or the "
+                 "matching ones (INNER); RIGHT and FULL need a time bound",
+                 "%s JOIN against a table is not supported",
+                 join_names[f->join_type & 3]);
+        }
+        if (pl->diags->errors > errors0) {
+            join_keys_free(&keys);
+            goto out;
+        }
+        if (r.lookup != NULL) {
+            const struct velo_lookup_provider *prov =
+                open_lookup(pl, &r, &keys);
+            if (prov == NULL) {
+                join_keys_free(&keys);
+                goto out;
+            }
+            sql_buf_printf(&det, "; rows of %s asked for by key (cache %zu "
+                                 "entries)",
+                           r.lookup->name, prov->cache_entries);
+            sql_buf_puts(&pl->canon, " lookup-by-key");
+            op = velo_op_lookup_join(ex, l.schema, r.schema, &keys, prov);
+        } else {
+            if (r.bounded) {
+                preload_range(pl, touched0, touched1);
+            }
+            sql_buf_puts(&det, "; the table side is the latest row per key");
+            sql_buf_puts(&pl->canon, " lookup");
+            op = velo_op_lookup_join(ex, l.schema, r.schema, &keys, NULL);
+        }
+        emits = "one row per stream row and match";
+    }
+    sql_buf_puts(&pl->canon, "\n");
+    free(keys.lkeys);
+    free(keys.rkeys);
+    op = add_op(pl, op, label, f->join_pos);
+    if (op == NULL ||
+        connect_ops(pl, l.op, velo_op_port(op, 0), f->join_pos) != VELO_OK ||
+        (r.lookup == NULL &&
+         connect_ops(pl, r.op, velo_op_port(op, 1), f->join_pos) !=
+             VELO_OK)) {
+        goto out;
+    }
+    add_node(pl, PN_OP, op, label, det.data, emits, 0, op->out_schema);
+    set_inputs(pl, branches, 2);
+    if (op->out_schema == NULL || op->out_schema->n != skip + ln + rn) {
+        perr(pl, f->pos, "V5099", NULL,
+             "internal error: the join has %zu output columns, expected %zu",
+             op->out_schema ? op->out_schema->n : 0, skip + ln + rn);
+        goto out;
+    }
+    if (skip > 0) {
+        for (size_t i = 0; i < nrels; i++) {
+            rels[i].first += skip;
+        }
+    }
+    in->op = op;
+    in->schema = op->out_schema;
+    in->bounded = l.bounded && (r.bounded || r.changelog);
+    in->changelog = 0;
+    in->rels = rels;
+    in->nrels = nrels;
+    in->windowed = skip > 0;
+    in->qual = "join";
+    in->ooo_us = l.ooo_us > r.ooo_us ? l.ooo_us : r.ooo_us;
+    rels = NULL;
+    rc = VELO_OK;
+    goto out;
+out:
+    for (size_t i = 0; i < nkeys; i++) {
+        velo_expr_free(lkeys[i]);
+        velo_expr_free(rkeys[i]);
+    }
+    for (size_t i = 0; i < nresid; i++) {
+        velo_expr_free(resid[i]);
+    }
+    velo_expr_free(residual);
+    velo_expr_free(ltime);
+    velo_expr_free(rtime);
+    sql_buf_free(&det);
+    velo_schema_destroy(both);
+    free(rels);
+    input_free(&l);
+    input_free(&r);
+    if (pl->diags->errors > errors0) {
+        rc = VELO_ERR;
+    }
+    return rc;
+}
+
+static void collect_over(const struct ast_expr *e, const struct ast_expr **out,
+                         size_t *n, size_t cap);
+
+/*
+ * Put a Watermark operator behind an input: its watermark follows column
+ * ts (the input's _timestamp when ts < 0). Joins and OVER get theirs this
+ * way; an aggregation follows the event time of its own rows.
+ */
+static int add_watermark(struct planner *pl, struct input *in, int ts,
+                         size_t *branch, struct sql_pos pos)
+{
+    if (ts < 0) {
+        ts = velo_schema_find(in->schema, VELO_COL_TIMESTAMP);
+    }
+    if (ts < 0 || in->schema->fields[ts].type.id != VELO_TYPE_TIMESTAMP) {
+        return VELO_OK; /* no event time: nothing to follow */
+    }
+    if (in->needed != NULL) {
+        in->needed[ts] = 1;
+    }
+    struct velo_op *op = add_op(pl, velo_op_watermark_gen(pl->env->exec,
+                                                           in->schema, ts,
+                                                           in->ooo_us),
+                                "Watermark", pos);
+    if (op == NULL || connect_ops(pl, in->op, op, pos) != VELO_OK) {
+        return VELO_ERR;
+    }
+    char det[200];
+    snprintf(det, sizeof(det), "event time %s; out-of-orderness %lld ms",
+             in->schema->fields[ts].name, (long long)(in->ooo_us / 1000));
+    add_node(pl, PN_OP, op, "Watermark", det,
+             "rows at once; the watermark after each batch", 0,
+             op->out_schema);
+    if (branch != NULL) {
+        set_inputs(pl, branch, 1);
+        *branch = last_node(pl);
+    }
+    sql_buf_printf(&pl->canon, "WATERMARK %" PRId64 "\n", in->ooo_us);
+    in->op = op;
+    in->schema = op->out_schema;
+    return VELO_OK;
+}
+
+static int plan_from_one(struct planner *pl, const struct ast_stmt *st,
+                         const struct ast_from *f, struct stmt_props *sp,
+                         const struct ast_query *q, int q_is_agg,
+                         struct input *in);
+
+static int plan_from(struct planner *pl, const struct ast_stmt *st,
+                     const struct ast_from *f, struct stmt_props *sp,
+                     const struct ast_query *q, int q_is_agg,
+                     struct input *in)
+{
+    return plan_from_one(pl, st, f, sp, q, q_is_agg, in);
+}
+
+static int plan_from_one(struct planner *pl, const struct ast_stmt *st,
+                         const struct ast_from *f, struct stmt_props *sp,
+                         const struct ast_query *q, int q_is_agg,
+                         struct input *in)
+{
+    memset(in, 0, sizeof(*in));
+    if (f->kind == FROM_JOIN) {
+        return plan_join(pl, st, f, sp, q, q_is_agg, in);
+    }
+    if (f->kind == FROM_SUBQUERY) {
+        struct query_out qo;
+        pl->nested++;
+        int qrc = plan_query(pl, st, f->sub, sp, &qo);
+        pl->nested--;
+        if (qrc != VELO_OK) {
+            return VELO_ERR;
+        }
+        in->op = qo.op;
+        in->schema = qo.schema;
+        in->bounded = qo.bounded;
+        in->changelog = qo.changelog;
+        in->alias = f->alias.name;
+        in->qual = f->alias.name != NULL ? f->alias.name : "subquery";
+        in->ooo_us = qo.ooo_us;
+        query_out_free(&qo);
+        return VELO_OK;
+    }
+    if (f->kind == FROM_NAME && wants_lookup(sp, f)) {
+        return plan_lookup_rel(pl, f, sp, in);
+    }
+    if (resolve_from(pl, st, f, sp, in) != VELO_OK) {
+        return VELO_ERR;
+    }
+    const struct ast_prop *op = input_prop(sp, in,
+                                           "watermark.max_out_of_orderness");
+    if (op != NULL) {
+        prop_duration(pl, op, &in->ooo_us);
+    } else if (in->cat != NULL) {
+        in->ooo_us = in->cat->ooo_us;
+    }
+    const struct ast_prop *ip = input_prop(sp, in, "watermark.idle_timeout");
+    if (ip != NULL && in->cat != NULL && in->cat->kind == CAT_SOURCE) {
+        int64_t us = 0;
+        if (prop_duration(pl, ip, &us) != VELO_OK) {
+            return VELO_ERR;
+        }
+        pl->plan->pub.sources[in->cat->source].idle_timeout_us = us;
+    }
+    struct velo_op *cur = in->op;
+    const struct velo_schema *cs = in->schema;
+    if (plan_event_time(pl, sp, in, &cur, &cs) != VELO_OK) {
+        return VELO_ERR;
+    }
+    in->op = cur;
+    in->schema = cs;
+    return VELO_OK;
+}
+
+/* ---- Common table expressions, UNION ALL, IN (SELECT ...) --------------- */
+
+static int plan_select(struct planner *pl, const struct ast_stmt *st,
+                       const struct ast_query *q, struct stmt_props *sp,
+                       struct query_out *out);
+
+/* Copy the sources read since `from` into a catalog entry. */
+static void cat_take_sources(struct planner *pl, struct cat_entry *c,
+                             size_t from)
+{
+    if (from >= pl->ntouched) {
+        return;
+    }
+    size_t n = pl->ntouched - from;
+    size_t *s = malloc(n * sizeof(*s));
+    if (s == NULL) {
+        return;
+    }
+    memcpy(s, pl->touched + from, n * sizeof(*s));
+    free(c->srcs);
+    c->srcs = s;
+    c->nsrcs = n;
+}
+
+/* WITH name AS (query): planned like CREATE STREAM name AS, visible to
+ * the rest of its statement only. */
+static int plan_cte(struct planner *pl, const struct ast_stmt *st,
+                    const struct ast_cte *cte, struct stmt_props *sp)
+{
+    struct cat_entry *old = cat_find(pl, cte->name.name);
+    if (old != NULL) {
+        char hint[160];
+        snprintf(hint, sizeof(hint),
+                 "'%s' is defined on line %d; give the WITH query another "
+                 "name",
+                 cte->name.name, old->line);
+        perr(pl, cte->name.pos, "V3008", hint, "'%s' is already defined",
+             cte->name.name);
+        return VELO_ERR;
+    }
+    size_t touched0 = pl->ntouched;
+    struct query_out qo;
+    pl->nested++;
+    int qrc = plan_query(pl, st, cte->query, sp, &qo);
+    pl->nested--;
+    if (qrc != VELO_OK) {
+        return VELO_ERR;
+    }
+    struct velo_op *tee = add_op(pl, velo_op_tee(pl->env->exec, qo.schema),
+                                 "Tee", cte->name.pos);
+    int rc = VELO_ERR;
+    if (tee != NULL &&
+        connect_ops(pl, qo.op, tee, cte->name.pos) == VELO_OK) {
+        char l[200];
+        snprintf(l, sizeof(l), "WITH %s", cte->name.name);
+        add_node(pl, PN_TARGET, tee, l, "in-process, read by this statement",
+                 NULL, 0, tee->out_schema);
+        struct cat_entry *c = cat_add(pl, cte->name.name, CAT_STREAM,
+                                      cte->name.pos);
+        if (c != NULL) {
+            c->out = c->in = tee;
+            c->schema = tee->out_schema;
+            c->bounded = qo.bounded;
+            c->changelog = qo.changelog;
+            c->cte = 1;
+            c->ooo_us = qo.ooo_us;
+            c->has_sink = 1; /* read here or not, it is not an output */
+            cat_take_sources(pl, c, touched0);
+            sql_buf_printf(&pl->canon, "CTE %s\n", cte->name.name);
+            rc = VELO_OK;
+        }
+    }
+    query_out_free(&qo);
+    return rc;
+}
+
+/* A Project keeping columns [0, n) of s as they are. */
+static struct velo_op *keep_columns(struct planner *pl,
+                                    const struct velo_schema *s, size_t n,
+                                    struct sql_pos pos)
+{
+    struct velo_expr **ex = calloc(n + 1, sizeof(*ex));
+    const char **names = calloc(n + 1, sizeof(*names));
+    uint8_t *hidden = calloc(n + 1, 1);
+    struct velo_op *op = NULL;
+    if (ex == NULL || names == NULL || hidden == NULL) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ex[i] = velo_expr_new(VELO_EXPR_COLUMN, s->fields[i].type, 0);
+        if (ex[i] == NULL) {
+            goto out;
+        }
+        ex[i]->u.column = (int)i;
+        names[i] = s->fields[i].name;
+        hidden[i] = (uint8_t)s->fields[i].hidden;
+    }
+    op = velo_op_project(pl->env->exec, s, ex, names, hidden, n);
+    for (size_t i = 0; i < n; i++) {
+        ex[i] = NULL;
+    }
+out:
+    for (size_t i = 0; ex != NULL && i < n; i++) {
+        velo_expr_free(ex[i]);
+    }
+    free(ex);
+    free(names);
+    free(hidden);
+    return add_op(pl, op, "Project", pos);
+}
+
+/* WHERE x [NOT] IN (SELECT k FROM t): a semi-join (anti-join) against
+ * the subquery's rows, held like a table. */
+static int plan_in_query(struct planner *pl, const struct ast_stmt *st,
+                         struct stmt_props *sp, const struct ast_expr *c,
+                         struct binder *b, struct velo_op **cur,
+                         const struct velo_schema **cur_schema)
+{
+    size_t touched0 = pl->ntouched;
+    size_t branches[2];
+    branches[0] = last_node(pl);
+    struct query_out qo;
+    pl->nested++;
+    int qrc = plan_query(pl, st, c->sub, sp, &qo);
+    pl->nested--;
+    if (qrc != VELO_OK) {
+        return VELO_ERR;
+    }
+    branches[1] = last_node(pl);
+    size_t touched1 = pl->ntouched;
+    int rc = VELO_ERR;
+    int kcol = -1;
+    size_t nvis = 0;
+    for (size_t i = 0; i < qo.schema->n; i++) {
+        if (!qo.schema->fields[i].hidden) {
+            kcol = kcol < 0 ? (int)i : kcol;
+            nvis++;
+        }
+    }
+    struct velo_join_keys keys = {0};
+    struct velo_expr *lk = NULL, *rk = NULL, *lk2 = NULL;
+    if (nvis != 1) {
+        perr(pl, c->sub->pos, "V5034",
+             "select the one column to compare: x IN (SELECT k FROM t)",
+             "the subquery of IN returns %zu columns, not 1", nvis);
+        goto out;
+    }
+    if (!qo.bounded && !qo.changelog) {
+        perr(pl, c->sub->pos, "V5033",
+             "IN (SELECT ...) reads a TABLE or a bounded source, held as a "
+             "set of keys; for two streams use an interval join",
+             "the subquery of IN reads an unbounded stream");
+        goto out;
+    }
+    if (qo.bounded) {
+        preload_range(pl, touched0, touched1);
+    }
+    lk = fold_constants(b, bind_expr(b, c->args[0]), c->args[0]->pos);
+    rk = velo_expr_new(VELO_EXPR_COLUMN, qo.schema->fields[kcol].type, 0);
+    if (lk == NULL || rk == NULL) {
+        goto out;
+    }
+    rk->u.column = kcol;
+    if (unify_keys(pl, &lk, &rk, c->pos) != VELO_OK) {
+        goto out;
+    }
+    if (c->negated) {
+        lk2 = velo_expr_clone(lk);
+        if (lk2 == NULL) {
+            oom(pl, c->pos);
+            goto out;
+        }
+    }
+    keys.lkeys = calloc(1, sizeof(*keys.lkeys));
+    keys.rkeys = calloc(1, sizeof(*keys.rkeys));
+    if (keys.lkeys == NULL || keys.rkeys == NULL) {
+        oom(pl, c->pos);
+        goto out;
+    }
+    keys.lkeys[0] = lk;
+    keys.rkeys[0] = rk;
+    keys.nkeys = 1;
+    keys.type = c->negated ? VELO_JOIN_LEFT : VELO_JOIN_INNER;
+    lk = rk = NULL;
+    sql_buf_printf(&pl->canon, "%s ", c->negated ? "ANTIJOIN" : "SEMIJOIN");
+    canon_expr(keys.lkeys[0], &pl->canon);
+    sql_buf_puts(&pl->canon, "\n");
+    size_t ln = (*cur_schema)->n;
+    const struct velo_schema *ls = *cur_schema;
+    struct velo_op *op = velo_op_lookup_join(pl->env->exec, ls, qo.schema,
+                                             &keys, NULL);
+    free(keys.lkeys);
+    free(keys.rkeys);
+    memset(&keys, 0, sizeof(keys));
+    op = add_op(pl, op, "LookupJoin", c->pos);
+    if (op == NULL ||
+        connect_ops(pl, *cur, velo_op_port(op, 0), c->pos) != VELO_OK ||
+        connect_ops(pl, qo.op, velo_op_port(op, 1), c->pos) != VELO_OK) {
+        goto out;
+    }
+    char *txt = span_text(pl->t, c->pos);
+    add_node(pl, PN_OP, op, c->negated ? "AntiJoin" : "SemiJoin", txt,
+             "rows whose key is (not) in the subquery's rows", 0,
+             op->out_schema);
+    set_inputs(pl, branches, 2);
+    free(txt);
+    struct velo_op *last = op;
+    if (c->negated) {
+        /* NOT IN: no match, and a key (NULL NOT IN (...) is not TRUE). */
+        struct velo_expr *rnull = velo_expr_new(
+            VELO_EXPR_IS_NULL, velo_type_of(VELO_TYPE_BOOLEAN), 1);
+        struct velo_expr *lnn = velo_expr_new(
+            VELO_EXPR_IS_NULL, velo_type_of(VELO_TYPE_BOOLEAN), 1);
+        struct velo_expr *rcol = velo_expr_new(
+            VELO_EXPR_COLUMN, qo.schema->fields[kcol].type, 0);
+        struct velo_expr *both = velo_expr_new(
+            VELO_EXPR_AND, velo_type_of(VELO_TYPE_BOOLEAN), 2);
+        if (rnull == NULL || lnn == NULL || rcol == NULL || both == NULL) {
+            velo_expr_free(rnull);
+            velo_expr_free(lnn);
+            velo_expr_free(rcol);
+            velo_expr_free(both);
+            oom(pl, c->pos);
+            goto out;
+        }
+        rcol->u.column = (int)ln + kcol;
+        rnull->args[0] = rcol;
+        lnn->args[0] = lk2;
+        lnn->u.negated = 1;
+        lk2 = NULL;
+        both->args[0] = lnn;
+        both->args[1] = rnull;
+        struct velo_op *f = add_op(pl, velo_op_filter(pl->env->exec,
+                                                      op->out_schema, both),
+                                   "Filter", c->pos);
+        if (f == NULL || connect_ops(pl, op, f, c->pos) != VELO_OK) {
+            goto out;
+        }
+        add_node(pl, PN_OP, f, "Filter", "no match in the subquery", NULL, 0,
+                 f->out_schema);
+        last = f;
+    }
+    struct velo_op *pj = keep_columns(pl, last->out_schema, ln, c->pos);
+    if (pj == NULL || connect_ops(pl, last, pj, c->pos) != VELO_OK) {
+        goto out;
+    }
+    add_node(pl, PN_OP, pj, "Project", "the left side's columns", NULL, 0,
+             pj->out_schema);
+    (void)ls;
+    *cur = pj;
+    *cur_schema = pj->out_schema;
+    b->in.schema = pj->out_schema;
+    rc = VELO_OK;
+out:
+    velo_expr_free(lk);
+    velo_expr_free(rk);
+    velo_expr_free(lk2);
+    query_out_free(&qo);
+    return rc;
+}
+
+/* The common type of a UNION ALL column. */
+static int union_type(struct velo_datatype a, struct velo_datatype b,
+                      struct velo_datatype *out)
+{
+    if (same_type(a, b) || b.id == VELO_TYPE_NULL) {
+        *out = a;
+        return VELO_OK;
+    }
+    if (a.id == VELO_TYPE_NULL) {
+        *out = b;
+        return VELO_OK;
+    }
+    if (velo_type_is_numeric(a) && velo_type_is_numeric(b)) {
+        if (a.id == VELO_TYPE_DOUBLE || b.id == VELO_TYPE_DOUBLE) {
+            *out = velo_type_of(VELO_TYPE_DOUBLE);
+        } else if (a.id == VELO_TYPE_DECIMAL || b.id == VELO_TYPE_DECIMAL) {
+            struct velo_datatype t = a.id == VELO_TYPE_DECIMAL ? a : b;
+            if (a.id == VELO_TYPE_DECIMAL && b.id == VELO_TYPE_DECIMAL &&
+                b.scale > a.scale) {
+                t = b;
+            }
+            t.precision = 38;
+            *out = t;
+        } else {
+            *out = velo_type_of(VELO_TYPE_BIGINT);
+        }
+        return VELO_OK;
+    }
+    if (a.id == VELO_TYPE_STRING && b.id == VELO_TYPE_STRING) {
+        *out = a;
+        return VELO_OK;
+    }
+    return VELO_ERR;
+}
+
+static int plan_union(struct planner *pl, const struct ast_stmt *st,
+                      const struct ast_query *q, struct stmt_props *sp,
+                      struct query_out *out)
+{
+    size_t n = 0;
+    for (const struct ast_query *m = q; m != NULL; m = m->union_next) {
+        n++;
+    }
+    struct query_out *outs = calloc(n, sizeof(*outs));
+    const struct ast_query **qs = calloc(n, sizeof(*qs));
+    size_t *branches = NULL;
+    size_t *member_last = calloc(n, sizeof(*member_last));
+    struct velo_datatype *types = NULL;
+    int rc = VELO_ERR;
+    size_t planned = 0, nvis = 0;
+    size_t errors0 = pl->diags->errors;
+    if (outs == NULL || qs == NULL || member_last == NULL) {
+        oom(pl, q->pos);
+        goto out;
+    }
+    size_t i = 0;
+    for (const struct ast_query *m = q; m != NULL; m = m->union_next) {
+        qs[i] = m;
+        if (plan_select(pl, st, m, sp, &outs[i]) != VELO_OK) {
+            goto out;
+        }
+        if (member_last != NULL) {
+            member_last[i] = last_node(pl);
+        }
+        planned = ++i;
+    }
+    for (size_t f = 0; f < outs[0].schema->n; f++) {
+        nvis += !outs[0].schema->fields[f].hidden;
+    }
+    types = calloc(nvis + 1, sizeof(*types));
+    if (types == NULL) {
+        oom(pl, q->pos);
+        goto out;
+    }
+    int has_ts = 1;
+    for (size_t k = 0; k < n; k++) {
+        const struct velo_schema *s = outs[k].schema;
+        size_t v = 0;
+        for (size_t f = 0; f < s->n; f++) {
+            if (s->fields[f].hidden) {
+                continue;
+            }
+            if (v < nvis) {
+                if (k == 0) {
+                    types[v] = s->fields[f].type;
+                } else if (union_type(types[v], s->fields[f].type,
+                                      &types[v]) != VELO_OK) {
+                    char ta[40], tb[40];
+                    perr(pl, qs[k]->pos, "V4013",
+                         "cast the column so every SELECT gives one type",
+                         "column %zu of the UNION ALL is %s in the first "
+                         "SELECT and %s here",
+                         v + 1, type_name(types[v], ta, sizeof(ta)),
+                         type_name(s->fields[f].type, tb, sizeof(tb)));
+                }
+            }
+            v++;
+        }
+        if (v != nvis) {
+            perr(pl, qs[k]->pos, "V5036",
+                 "give every SELECT of a UNION ALL the same columns",
+                 "this SELECT has %zu columns, the first has %zu", v, nvis);
+        }
+        if (velo_schema_find(s, VELO_COL_TIMESTAMP) < 0) {
+            has_ts = 0;
+        }
+    }
+    if (pl->diags->errors > errors0) {
+        goto out;
+    }
+    struct velo_op *u = NULL;
+    branches = calloc(n, sizeof(*branches));
+    if (branches == NULL) {
+        oom(pl, q->pos);
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct velo_schema *s = outs[k].schema;
+        size_t np = nvis + (size_t)has_ts;
+        struct velo_expr **ex = calloc(np + 1, sizeof(*ex));
+        const char **names = calloc(np + 1, sizeof(*names));
+        uint8_t *hidden = calloc(np + 1, 1);
+        if (ex == NULL || names == NULL || hidden == NULL) {
+            free(ex);
+            free(names);
+            free(hidden);
+            oom(pl, q->pos);
+            goto out;
+        }
+        size_t v = 0;
+        int okk = 1;
+        for (size_t f = 0; f < s->n && okk; f++) {
+            if (s->fields[f].hidden) {
+                continue;
+            }
+            struct velo_expr *x =
+                velo_expr_new(VELO_EXPR_COLUMN, s->fields[f].type, 0);
+            if (x == NULL) {
+                okk = 0;
+                break;
+            }
+            x->u.column = (int)f;
+            x = cast_to(x, types[v]);
+            if (x == NULL) {
+                okk = 0;
+                break;
+            }
+            ex[v] = x;
+            /* Names come from the first SELECT. */
+            size_t vv = 0;
+            for (size_t g = 0; g < outs[0].schema->n; g++) {
+                if (outs[0].schema->fields[g].hidden) {
+                    continue;
+                }
+                if (vv++ == v) {
+                    names[v] = outs[0].schema->fields[g].name;
+                    break;
+                }
+            }
+            v++;
+        }
+        if (okk && has_ts) {
+            int ts = velo_schema_find(s, VELO_COL_TIMESTAMP);
+            ex[v] = velo_expr_new(VELO_EXPR_COLUMN,
+                                  velo_type_of(VELO_TYPE_TIMESTAMP), 0);
+            if (ex[v] == NULL) {
+                okk = 0;
+            } else {
+                ex[v]->u.column = ts;
+                names[v] = VELO_COL_TIMESTAMP;
+                hidden[v] = 1;
+            }
+        }
+        struct velo_op *pj = NULL;
+        if (okk) {
+            pj = velo_op_project(pl->env->exec, s, ex, names, hidden, np);
+            for (size_t x = 0; x < np; x++) {
+                ex[x] = NULL;
+            }
+        }
+        for (size_t x = 0; x < np; x++) {
+            velo_expr_free(ex[x]);
+        }
+        free(ex);
+        free(names);
+        free(hidden);
+        pj = add_op(pl, pj, "Project", qs[k]->pos);
+        if (pj == NULL || connect_ops(pl, outs[k].op, pj, qs[k]->pos) !=
+                              VELO_OK) {
+            goto out;
+        }
+        add_node(pl, PN_OP, pj, "Project", "to the UNION ALL's columns", NULL,
+                 0, pj->out_schema);
+        /* Its input is its member's last node (the members were all
+         * planned before the Projects). */
+        set_inputs(pl, &member_last[k], 1);
+        branches[k] = last_node(pl);
+        if (k == 0) {
+            u = add_op(pl, velo_op_union(pl->env->exec, pj->out_schema, n),
+                       "UnionAll", q->union_pos);
+            if (u == NULL) {
+                goto out;
+            }
+        }
+        if (connect_ops(pl, pj, velo_op_port(u, k), q->union_pos) !=
+            VELO_OK) {
+            goto out;
+        }
+    }
+    char det[64];
+    snprintf(det, sizeof(det), "%zu inputs", n);
+    add_node(pl, PN_OP, u, "UnionAll", det, NULL, 0, u->out_schema);
+    set_inputs(pl, branches, n);
+    sql_buf_printf(&pl->canon, "UNION %zu\n", n);
+    memset(out, 0, sizeof(*out));
+    out->op = u;
+    out->schema = u->out_schema;
+    out->emit = -1;
+    out->bounded = 1;
+    for (size_t k = 0; k < n; k++) {
+        out->bounded &= outs[k].bounded;
+        out->changelog |= outs[k].changelog;
+        if (outs[k].ooo_us > out->ooo_us) {
+            out->ooo_us = outs[k].ooo_us;
+        }
+    }
+    rc = VELO_OK;
+out:
+    for (size_t k = 0; k < planned; k++) {
+        query_out_free(&outs[k]);
+    }
+    free(outs);
+    free(qs);
+    free(types);
+    free(branches);
+    free(member_last);
+    return rc;
+}
+
 static int plan_query(struct planner *pl, const struct ast_stmt *st,
                       const struct ast_query *q, struct stmt_props *sp,
                       struct query_out *out)
 {
+    memset(out, 0, sizeof(*out));
+    out->emit = -1;
+    for (size_t i = 0; i < q->nctes; i++) {
+        if (plan_cte(pl, st, &q->ctes[i], sp) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    if (q->union_next == NULL) {
+        return plan_select(pl, st, q, sp, out);
+    }
+    return plan_union(pl, st, q, sp, out);
+}
+
+/* ---- Window functions: OVER, Top-N, deduplication ----------------------- */
+
+static void collect_over(const struct ast_expr *e, const struct ast_expr **out,
+                         size_t *n, size_t cap)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (e->kind == AX_CALL && e->over != NULL) {
+        if (*n < cap) {
+            out[(*n)++] = e;
+        }
+        return;
+    }
+    for (size_t i = 0; i < e->nargs; i++) {
+        collect_over(e->args[i], out, n, cap);
+    }
+}
+
+#define MAX_OVER 32
+
+/* The outer query of a Top-N or deduplication: SELECT ... FROM (SELECT
+ * ..., ROW_NUMBER() OVER (...) AS rn FROM s) WHERE rn <= N. Fills req and
+ * returns the WHERE conjunct it stands for, or NULL. */
+static const struct ast_expr *detect_topn(const struct ast_query *q,
+                                          struct topn_req *req)
+{
+    if (!q->has_from || q->from.kind != FROM_SUBQUERY || q->where == NULL) {
+        return NULL;
+    }
+    const struct ast_query *sub = q->from.sub;
+    if (sub->union_next != NULL) {
+        return NULL;
+    }
+    const char *alias = NULL;
+    for (size_t i = 0; i < sub->nitems; i++) {
+        const struct ast_expr *e = sub->items[i].expr;
+        if (e->kind == AX_CALL && e->over != NULL &&
+            strcmp(e->name, "ROW_NUMBER") == 0 && e->nargs == 0 &&
+            sub->items[i].alias.name != NULL) {
+            alias = sub->items[i].alias.name;
+        }
+    }
+    if (alias == NULL) {
+        return NULL;
+    }
+    const struct ast_expr *cj[MAX_CONJUNCTS];
+    size_t ncj = 0;
+    conjuncts(q->where, cj, &ncj, MAX_CONJUNCTS);
+    for (size_t i = 0; i < ncj; i++) {
+        const struct ast_expr *c = cj[i];
+        if (c->kind != AX_BINARY || c->nargs != 2) {
+            continue;
+        }
+        const struct ast_expr *nm = c->args[0], *lit = c->args[1];
+        int op = c->op;
+        if (nm->kind == AX_INTEGER && lit->kind == AX_NAME) {
+            const struct ast_expr *t = nm;
+            nm = lit;
+            lit = t;
+            op = op == TK_GE ? TK_LE : op == TK_GT ? TK_LT : op;
+        }
+        if (nm->kind != AX_NAME || lit->kind != AX_INTEGER ||
+            strcasecmp(nm->parts[nm->nparts - 1].name, alias) != 0) {
+            continue;
+        }
+        int64_t v = strtoll(lit->text, NULL, 10);
+        int64_t n = op == TK_LE ? v : op == TK_LT ? v - 1
+                                 : op == TK_EQ && v == 1 ? 1 : -1;
+        if (n < 1) {
+            continue;
+        }
+        req->alias = alias;
+        req->n = n;
+        req->emit = q->emit;
+        req->consumed = 0;
+        return c;
+    }
+    return NULL;
+}
+
+static const char *const ranking_fns[] = {"ROW_NUMBER", "RANK",
+                                          "DENSE_RANK"};
+
+/* Plan the SELECT list's window functions over the rows at *cur: an Over
+ * operator, or Top-N / deduplication when the outer query asked (req).
+ * Sets the binder's references to the computed columns. */
+static int plan_over(struct planner *pl, struct stmt_props *sp,
+                     const struct ast_query *q, const struct input *in,
+                     struct binder *b, struct velo_op **cur,
+                     const struct velo_schema **cur_schema,
+                     struct topn_req *req, struct bind_over_ref **refs_out,
+                     int *changelog, int *emit_out)
+{
+    const struct ast_expr *calls[MAX_OVER];
+    size_t ncalls = 0;
+    for (size_t i = 0; i < q->nitems; i++) {
+        collect_over(q->items[i].expr, calls, &ncalls, MAX_OVER);
+    }
+    if (ncalls == 0) {
+        return VELO_OK;
+    }
+    const struct velo_exec_env *ex = pl->env->exec;
+    const struct velo_schema *s = *cur_schema;
+    size_t errors0 = pl->diags->errors;
+    const struct ast_over *o = calls[0]->over;
+    /* One window specification per query. */
+    char *spec0 = NULL;
+    for (size_t i = 0; i < ncalls; i++) {
+        const struct ast_over *oi = calls[i]->over;
+        struct sql_buf t = {0};
+        for (size_t k = 0; k < oi->npartition; k++) {
+            char *x = span_text(pl->t, oi->partition[k]->pos);
+            sql_buf_printf(&t, "%s,", x ? x : "");
+            free(x);
+        }
+        sql_buf_puts(&t, "|");
+        for (size_t k = 0; k < oi->norder; k++) {
+            char *x = span_text(pl->t, oi->order[k].expr->pos);
+            sql_buf_printf(&t, "%s %d,", x ? x : "", oi->order[k].desc);
+            free(x);
+        }
+        if (i == 0) {
+            spec0 = sql_buf_take(&t);
+        } else if (spec0 != NULL && t.data != NULL &&
+                   strcasecmp(spec0, t.data) != 0) {
+            perr(pl, oi->pos, "V5034",
+                 "give every window function of a query the same PARTITION "
+                 "BY and ORDER BY, or compute them in separate queries",
+                 "window functions with different PARTITION BY or ORDER BY "
+                 "in one query");
+        }
+        sql_buf_free(&t);
+    }
+    free(spec0);
+    if (pl->diags->errors > errors0) {
+        return VELO_ERR;
+    }
+    /* PARTITION BY */
+    struct velo_expr **part = calloc(o->npartition + 1, sizeof(*part));
+    struct velo_sort_key *order = calloc(o->norder + 1, sizeof(*order));
+    struct bind_over_ref *refs = calloc(ncalls, sizeof(*refs));
+    struct velo_over_call *oc = calloc(ncalls, sizeof(*oc));
+    char **names = calloc(ncalls, sizeof(*names));
+    int rc = VELO_ERR;
+    if (part == NULL || order == NULL || refs == NULL || oc == NULL ||
+        names == NULL) {
+        oom(pl, o->pos);
+        goto out;
+    }
+    b->no_agg = "OVER";
+    for (size_t k = 0; k < o->npartition; k++) {
+        part[k] = fold_constants(b, bind_expr(b, o->partition[k]),
+                                 o->partition[k]->pos);
+    }
+    /* ORDER BY: on the event time, rows are processed in time order as
+     * the watermark passes them. */
+    int order_is_time = 0;
+    const struct ast_prop *etf = in->cat != NULL
+                                     ? input_prop(sp, in, "event.time.field")
+                                     : NULL;
+    int ts = velo_schema_find(s, VELO_COL_TIMESTAMP);
+    for (size_t k = 0; k < o->norder; k++) {
+        const struct ast_expr *oe = o->order[k].expr;
+        struct velo_expr *x = NULL;
+        if (k == 0 && ts >= 0 && oe->kind == AX_NAME &&
+            ((etf != NULL &&
+              strcasecmp(oe->parts[oe->nparts - 1].name, etf->value) == 0) ||
+             strcasecmp(oe->parts[oe->nparts - 1].name,
+                        VELO_COL_TIMESTAMP) == 0)) {
+            x = velo_expr_new(VELO_EXPR_COLUMN,
+                              velo_type_of(VELO_TYPE_TIMESTAMP), 0);
+            if (x != NULL) {
+                x->u.column = ts;
+                order_is_time = 1;
+            }
+        } else {
+            x = fold_constants(b, bind_expr(b, oe), oe->pos);
+        }
+        order[k].expr = x;
+        order[k].desc = o->order[k].desc;
+        order[k].nulls_first = o->order[k].nulls >= 0 ? o->order[k].nulls
+                                                      : o->order[k].desc;
+    }
+    b->no_agg = NULL;
+    if (pl->diags->errors > errors0) {
+        goto out;
+    }
+    /* Top-N / deduplication for an outer rn <= N. */
+    if (req != NULL && ncalls == 1 &&
+        strcmp(calls[0]->name, "ROW_NUMBER") == 0) {
+        struct velo_op *op;
+        struct sql_buf det = {0};
+        const char *label;
+        char *ptxt = NULL;
+        for (size_t k = 0; k < o->npartition; k++) {
+            char *x = span_text(pl->t, o->partition[k]->pos);
+            sql_buf_printf(&det, "%s%s", k ? ", " : "per ", x ? x : "?");
+            free(x);
+        }
+        free(ptxt);
+        sql_buf_printf(&pl->canon, "TOPN %" PRId64 " parts=%zu ", req->n,
+                       o->npartition);
+        for (size_t k = 0; k < o->npartition; k++) {
+            canon_expr(part[k], &pl->canon);
+            sql_buf_puts(&pl->canon, ";");
+        }
+        for (size_t k = 0; k < o->norder; k++) {
+            canon_expr(order[k].expr, &pl->canon);
+            sql_buf_puts(&pl->canon, order[k].desc ? "D;" : "A;");
+        }
+        sql_buf_puts(&pl->canon, "\n");
+        if (order_is_time && o->norder == 1 && req->n == 1) {
+            int keep_last = order[0].desc;
+            int64_t ttl = 0;
+            const struct ast_prop *tp =
+                in->cat != NULL ? input_prop(sp, in, "state.ttl") : NULL;
+            if (tp != NULL) {
+                prop_duration(pl, tp, &ttl);
+            }
+            op = velo_op_dedup(ex, s, part, o->npartition, keep_last, ttl);
+            velo_expr_free(order[0].expr);
+            order[0].expr = NULL;
+            memset(part, 0, (o->npartition + 1) * sizeof(*part));
+            label = "Deduplicate";
+            sql_buf_printf(&det, "; keeps the %s row per key",
+                           keep_last ? "latest" : "first");
+            refs[0].col = -1;
+            *changelog = keep_last;
+        } else {
+            if (o->norder == 0) {
+                perr(pl, o->pos, "V5034",
+                     "order the rows: ROW_NUMBER() OVER (PARTITION BY k "
+                     "ORDER BY v DESC)",
+                     "a Top-N needs ORDER BY in its OVER");
+                sql_buf_free(&det);
+                goto out;
+            }
+            int emit = req->emit >= 0 ? req->emit
+                       : q->emit >= 0 ? q->emit
+                       : in->bounded  ? VELO_EMIT_FINAL
+                                      : VELO_EMIT_CHANGES;
+            if (emit == VELO_EMIT_FINAL && !in->bounded) {
+                perr(pl, q->emit_pos.len ? q->emit_pos : o->pos, "V5006",
+                     "a Top-N over an unbounded input updates as rows "
+                     "arrive: use EMIT CHANGES",
+                     "EMIT FINAL needs a bounded input here");
+                sql_buf_free(&det);
+                goto out;
+            }
+            op = velo_op_topn(ex, s, part, o->npartition, order, o->norder,
+                              req->n, req->alias, emit);
+            memset(part, 0, (o->npartition + 1) * sizeof(*part));
+            for (size_t k = 0; k < o->norder; k++) {
+                order[k].expr = NULL;
+            }
+            label = "TopN";
+            sql_buf_printf(&det, "; top %" PRId64, req->n);
+            refs[0].col = (int)s->n;
+            *changelog = emit == VELO_EMIT_CHANGES;
+            *emit_out = emit;
+        }
+        refs[0].call = calls[0];
+        req->consumed = 1;
+        op = add_op(pl, op, label, o->pos);
+        if (op == NULL || connect_ops(pl, *cur, op, o->pos) != VELO_OK) {
+            sql_buf_free(&det);
+            goto out;
+        }
+        add_node(pl, PN_OP, op, label, det.data,
+                 *changelog ? "a changelog as rows arrive"
+                            : "at end of input",
+                 0, op->out_schema);
+        sql_buf_free(&det);
+        *cur = op;
+        *cur_schema = op->out_schema;
+        b->in.schema = op->out_schema;
+        *refs_out = refs;
+        refs = NULL;
+        rc = VELO_OK;
+        goto out;
+    }
+    if (!order_is_time && !in->bounded) {
+        perr(pl, o->norder ? o->order[0].expr->pos : o->pos, "V5005",
+             "on an unbounded input, order window functions by the event "
+             "time: OVER (PARTITION BY k ORDER BY ts) with "
+             "'<src>.event.time.field'='ts'",
+             "window functions over an unbounded input need ORDER BY the "
+             "event time");
+        goto out;
+    }
+    if (o->norder > 1) {
+        perr(pl, o->order[1].expr->pos, "V5034",
+             "order window functions by one column",
+             "ORDER BY with several columns in OVER is not supported");
+        goto out;
+    }
+    for (size_t i = 0; i < ncalls; i++) {
+        const struct ast_expr *c = calls[i];
+        const struct ast_over *oi = c->over;
+        struct velo_over_call *k = &oc[i];
+        refs[i].call = c;
+        refs[i].col = (int)(s->n + i);
+        char *txt = span_text(pl->t, c->pos);
+        names[i] = txt != NULL ? txt : strdup("over");
+        k->name = names[i];
+        size_t nr = sizeof(ranking_fns) / sizeof(*ranking_fns);
+        int rank = -1;
+        for (size_t r = 0; r < nr; r++) {
+            if (strcmp(c->name, ranking_fns[r]) == 0) {
+                rank = (int)r;
+            }
+        }
+        if (rank >= 0) {
+            if (c->nargs != 0) {
+                perr(pl, c->pos, "V4001", "write it with no arguments",
+                     "%s() takes no arguments", c->name);
+                continue;
+            }
+            k->fn = rank == 0 ? VELO_WF_ROW_NUMBER
+                    : rank == 1 ? VELO_WF_RANK
+                                : VELO_WF_DENSE_RANK;
+            k->type = velo_type_of(VELO_TYPE_BIGINT);
+            continue;
+        }
+        int lag = strcmp(c->name, "LAG") == 0, lead = strcmp(c->name, "LEAD") == 0;
+        if (lag || lead) {
+            if (c->nargs < 1 || c->nargs > 3) {
+                perr(pl, c->pos, "V4001",
+                     "LAG(x [, offset [, default]])",
+                     "%s takes 1 to 3 arguments", c->name);
+                continue;
+            }
+            k->fn = lag ? VELO_WF_LAG : VELO_WF_LEAD;
+            k->arg = fold_constants(b, bind_expr(b, c->args[0]),
+                                    c->args[0]->pos);
+            k->offset = 1;
+            if (c->nargs >= 2) {
+                if (c->args[1]->kind != AX_INTEGER) {
+                    perr(pl, c->args[1]->pos, "V4001",
+                         "write the offset as a number: LAG(x, 2)",
+                         "the offset of %s must be an integer literal",
+                         c->name);
+                    continue;
+                }
+                k->offset = strtoll(c->args[1]->text, NULL, 10);
+            }
+            if (k->arg == NULL) {
+                continue;
+            }
+            k->type = k->arg->type;
+            if (c->nargs == 3) {
+                struct velo_expr *d = fold_constants(
+                    b, bind_expr(b, c->args[2]), c->args[2]->pos);
+                if (d != NULL && !same_type(d->type, k->type)) {
+                    d = cast_to(d, k->type);
+                }
+                k->deflt = d;
+            }
+            continue;
+        }
+        int first = strcmp(c->name, "FIRST_VALUE") == 0;
+        int last = strcmp(c->name, "LAST_VALUE") == 0;
+        const struct velo_agg *agg = NULL;
+        struct velo_expr *arg = NULL;
+        if (!first && !last) {
+            if (!velo_funcs_is_agg(pl->env->funcs, c->name)) {
+                perr(pl, c->name_pos, "V3003",
+                     "window functions are ROW_NUMBER, RANK, DENSE_RANK, "
+                     "LAG, LEAD, FIRST_VALUE, LAST_VALUE and the aggregates "
+                     "(SUM, COUNT, AVG, MIN, MAX, ...)",
+                     "%s is not a window function", c->name);
+                continue;
+            }
+            if (c->nargs > 1 || c->distinct || c->filter != NULL) {
+                perr(pl, c->pos, "V5034",
+                     "a running aggregate takes one argument, without "
+                     "DISTINCT or FILTER",
+                     "%s(...) OVER with these arguments is not supported",
+                     c->name);
+                continue;
+            }
+            struct velo_datatype at[1], cast[1];
+            size_t na = 0;
+            if (c->nargs == 1 && !c->star) {
+                arg = fold_constants(b, bind_expr(b, c->args[0]),
+                                     c->args[0]->pos);
+                if (arg == NULL) {
+                    continue;
+                }
+                at[0] = arg->type;
+                na = 1;
+            }
+            memset(cast, 0, sizeof(cast));
+            int known = 0;
+            agg = velo_funcs_resolve_agg(pl->env->funcs, c->name, at, na,
+                                         cast, &known);
+            if (agg == NULL) {
+                char tb[40];
+                perr(pl, c->pos, "V4001", NULL,
+                     "%s does not take %s", c->name,
+                     na ? type_name(at[0], tb, sizeof(tb)) : "no argument");
+                velo_expr_free(arg);
+                continue;
+            }
+            if (na == 1 && cast[0].id != 0 && !same_type(cast[0], arg->type)) {
+                arg = cast_to(arg, cast[0]);
+            }
+            k->fn = VELO_WF_AGG;
+            k->agg = agg;
+            k->arg = arg;
+            k->type = agg->ret_type != NULL ? agg->ret_type(at, na) : agg->ret;
+        } else {
+            if (c->nargs != 1) {
+                perr(pl, c->pos, "V4001", NULL, "%s takes one argument",
+                     c->name);
+                continue;
+            }
+            k->fn = first ? VELO_WF_FIRST_VALUE : VELO_WF_LAST_VALUE;
+            k->arg = fold_constants(b, bind_expr(b, c->args[0]),
+                                    c->args[0]->pos);
+            if (k->arg == NULL) {
+                continue;
+            }
+            k->type = k->arg->type;
+        }
+        /* The frame. */
+        if (oi->frame == FRAME_ROWS && oi->preceding != NULL) {
+            if (oi->preceding->kind != AX_INTEGER) {
+                perr(pl, oi->preceding->pos, "V5034",
+                     "ROWS BETWEEN 3 PRECEDING AND CURRENT ROW",
+                     "a ROWS frame counts rows with an integer literal");
+                continue;
+            }
+            k->frame = VELO_FRAME_ROWS;
+            k->frame_rows = strtoll(oi->preceding->text, NULL, 10);
+        } else if (oi->frame == FRAME_RANGE && oi->preceding != NULL) {
+            int64_t us = window_interval(pl, oi->preceding, "frame range", 1);
+            if (us < 0) {
+                continue;
+            }
+            if (!order_is_time) {
+                perr(pl, oi->frame_pos, "V5034",
+                     "RANGE frames measure the event time: ORDER BY ts",
+                     "a RANGE frame needs ORDER BY the event time");
+                continue;
+            }
+            k->frame = VELO_FRAME_RANGE;
+            k->frame_range_us = us;
+        } else {
+            k->frame = VELO_FRAME_UNBOUNDED;
+        }
+    }
+    if (pl->diags->errors > errors0) {
+        for (size_t i = 0; i < ncalls; i++) {
+            velo_expr_free(oc[i].arg);
+            velo_expr_free(oc[i].deflt);
+            oc[i].arg = oc[i].deflt = NULL;
+        }
+        goto out;
+    }
+    struct velo_over_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.partition = part;
+    spec.npartition = o->npartition;
+    if (o->norder == 1) {
+        spec.order = order[0];
+    }
+    spec.order_is_time = order_is_time;
+    spec.calls = oc;
+    spec.ncalls = ncalls;
+    const struct ast_prop *tp =
+        in->cat != NULL ? input_prop(sp, in, "state.ttl") : NULL;
+    if (tp != NULL) {
+        prop_duration(pl, tp, &spec.idle_ttl_us);
+    }
+    sql_buf_printf(&pl->canon, "OVER parts=%zu time=%d ", o->npartition,
+                   order_is_time);
+    for (size_t k = 0; k < o->npartition; k++) {
+        canon_expr(part[k], &pl->canon);
+        sql_buf_puts(&pl->canon, ";");
+    }
+    if (spec.order.expr != NULL) {
+        canon_expr(spec.order.expr, &pl->canon);
+    }
+    for (size_t i = 0; i < ncalls; i++) {
+        sql_buf_printf(&pl->canon, " %d/%d/%" PRId64 "/%" PRId64 "/%" PRId64
+                                   ":",
+                       oc[i].fn, oc[i].frame, oc[i].frame_rows,
+                       oc[i].frame_range_us, oc[i].offset);
+        if (oc[i].arg != NULL) {
+            canon_expr(oc[i].arg, &pl->canon);
+        }
+    }
+    sql_buf_puts(&pl->canon, "\n");
+    if (order_is_time) {
+        /* Rows are released in time order as the watermark passes. */
+        struct input w;
+        memset(&w, 0, sizeof(w));
+        w.op = *cur;
+        w.schema = s;
+        w.ooo_us = in->ooo_us;
+        if (add_watermark(pl, &w, ts, NULL, o->pos) != VELO_OK) {
+            goto out;
+        }
+        *cur = w.op;
+        s = w.schema;
+    }
+    struct velo_op *op = velo_op_over(ex, s, &spec);
+    /* The operator owns the expressions and calls now. */
+    memset(part, 0, (o->npartition + 1) * sizeof(*part));
+    order[0].expr = NULL;
+    oc = NULL;
+    op = add_op(pl, op, "Over", o->pos);
+    if (op == NULL || connect_ops(pl, *cur, op, o->pos) != VELO_OK) {
+        goto out;
+    }
+    {
+        struct sql_buf det = {0};
+        char *ot = span_text(pl->t, o->pos);
+        sql_buf_printf(&det, "%zu function%s %s", ncalls,
+                       ncalls == 1 ? "" : "s", ot ? ot : "");
+        free(ot);
+        add_node(pl, PN_OP, op, "Over", det.data,
+                 order_is_time ? "each row when the watermark passes it"
+                               : "at end of input, per partition in order",
+                 0, op->out_schema);
+        sql_buf_free(&det);
+    }
+    *cur = op;
+    *cur_schema = op->out_schema;
+    b->in.schema = op->out_schema;
+    *refs_out = refs;
+    refs = NULL;
+    rc = VELO_OK;
+out:
+    for (size_t k = 0; part != NULL && k < o->npartition; k++) {
+        velo_expr_free(part[k]);
+    }
+    for (size_t k = 0; order != NULL && k < o->norder; k++) {
+        velo_expr_free(order[k].expr);
+    }
+    if (oc != NULL) {
+        for (size_t i = 0; i < ncalls; i++) {
+            velo_expr_free(oc[i].arg);
+            velo_expr_free(oc[i].deflt);
+        }
+    }
+    for (size_t i = 0; names != NULL && i < ncalls; i++) {
+        free(names[i]);
+    }
+    free(names);
+    free(oc);
+    free(part);
+    free(order);
+    free(refs);
+    if (pl->diags->errors > errors0) {
+        rc = VELO_ERR;
+    }
+    return rc;
+}
+
+static int plan_select(struct planner *pl, const struct ast_stmt *st,
+                       const struct ast_query *q, struct stmt_props *sp,
+                       struct query_out *out)
+{
+    /* A Top-N request is for this query only, not its subqueries. */
+    struct topn_req *treq = pl->topn;
+    pl->topn = NULL;
     memset(out, 0, sizeof(*out));
     out->emit = -1;
     if (!q->has_from) {
@@ -1721,9 +3937,32 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
              "SELECT without FROM is not supported yet");
         return VELO_ERR;
     }
+    struct binder probe = {.env = pl->env};
+    int has_agg = 0;
+    for (size_t i = 0; i < q->nitems; i++) {
+        has_agg |= ast_has_agg(&probe, q->items[i].expr);
+    }
+    for (size_t i = 0; i < q->norder; i++) {
+        has_agg |= ast_has_agg(&probe, q->order[i].expr);
+    }
+    int base_agg = q->has_group || q->distinct || q->having != NULL ||
+                   has_agg;
+    /* A window over a join without aggregation joins in windows. */
+    int window_join = q->window.kind != WIN_NONE && !base_agg &&
+                      q->from.kind == FROM_JOIN;
+    int is_agg = base_agg || (q->window.kind != WIN_NONE && !window_join);
+
+    struct topn_req myreq;
+    const struct ast_expr *topn_conj = detect_topn(q, &myreq);
+    pl->topn = topn_conj != NULL ? &myreq : NULL;
     struct input in;
-    if (resolve_from(pl, st, q, sp, &in) != VELO_OK) {
+    int frc = plan_from(pl, st, &q->from, sp, q, is_agg, &in);
+    pl->topn = NULL;
+    if (frc != VELO_OK) {
         return VELO_ERR;
+    }
+    if (topn_conj != NULL && !myreq.consumed) {
+        topn_conj = NULL; /* planned as a plain filter */
     }
     const struct velo_exec_env *ex = pl->env->exec;
     struct binder b = {
@@ -1734,23 +3973,59 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
     b.in.name = in.qual;
     b.in.alias = in.alias;
     b.in.needed = in.needed;
+    b.in.rels = in.rels;
+    b.in.nrels = in.nrels;
     size_t errors0 = pl->diags->errors;
     struct velo_op *cur = in.op;
     const struct velo_schema *cur_schema = in.schema;
-    if (plan_event_time(pl, sp, &in, &cur, &cur_schema) != VELO_OK) {
-        return VELO_ERR;
-    }
-    b.in.schema = cur_schema;
     out->bounded = in.bounded;
+    out->ooo_us = in.ooo_us;
     /* Rows read from a table or a changelog keep their marks. */
     out->changelog = in.changelog;
+    struct bind_over_ref *over_refs = NULL;
 
-    /* WHERE */
+    /* WHERE: plain conditions in one Filter, then IN (SELECT ...)
+     * conditions as semi-joins. */
     if (q->where != NULL) {
+        const struct ast_expr *cj[MAX_CONJUNCTS];
+        size_t ncj = 0;
+        conjuncts(q->where, cj, &ncj, MAX_CONJUNCTS);
+        struct velo_expr *preds[MAX_CONJUNCTS];
+        size_t np = 0;
+        int all_plain = 1;
+        for (size_t i = 0; i < ncj; i++) {
+            all_plain &= cj[i]->kind != AX_IN_QUERY && cj[i] != topn_conj;
+        }
         b.no_agg = "WHERE";
-        struct velo_expr *pred = bind_predicate(&b, q->where, "WHERE");
+        if (all_plain || ncj >= MAX_CONJUNCTS) {
+            preds[np] = bind_predicate(&b, q->where, "WHERE");
+            preds[np] = fold_constants(&b, preds[np], q->where->pos);
+            np += preds[np] != NULL;
+        } else {
+            for (size_t i = 0; i < ncj; i++) {
+                if (cj[i]->kind == AX_IN_QUERY || cj[i] == topn_conj) {
+                    continue;
+                }
+                preds[np] = bind_predicate(&b, cj[i], "WHERE");
+                preds[np] = fold_constants(&b, preds[np], cj[i]->pos);
+                np += preds[np] != NULL;
+            }
+        }
         b.no_agg = NULL;
-        pred = fold_constants(&b, pred, q->where->pos);
+        struct velo_expr *pred = NULL;
+        if (np == 1) {
+            pred = preds[0];
+        } else if (np > 1) {
+            pred = velo_expr_new(VELO_EXPR_AND,
+                                 velo_type_of(VELO_TYPE_BOOLEAN), np);
+            for (size_t i = 0; i < np; i++) {
+                if (pred != NULL) {
+                    pred->args[i] = preds[i];
+                } else {
+                    velo_expr_free(preds[i]);
+                }
+            }
+        }
         if (pred != NULL) {
             sql_buf_puts(&pl->canon, "FILTER ");
             canon_expr(pred, &pl->canon);
@@ -1768,23 +4043,62 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
             }
             free(txt);
         }
+        for (size_t i = 0; !all_plain && i < ncj; i++) {
+            if (cj[i]->kind == AX_IN_QUERY &&
+                pl->diags->errors == errors0) {
+                plan_in_query(pl, st, sp, cj[i], &b, &cur, &cur_schema);
+            }
+        }
     }
 
-    int has_agg = 0;
-    for (size_t i = 0; i < q->nitems; i++) {
-        has_agg |= ast_has_agg(&b, q->items[i].expr);
+    /* Window functions (OVER), Top-N and deduplication. */
+    if (pl->diags->errors == errors0) {
+        int over_changelog = 0, over_emit = -1;
+        size_t n_over0 = pl->plan->pub.nops;
+        int orc = is_agg ? VELO_OK
+                         : plan_over(pl, sp, q, &in, &b, &cur, &cur_schema,
+                                     treq, &over_refs, &over_changelog,
+                                     &over_emit);
+        b.over_failed = orc != VELO_OK;
+        if (orc == VELO_OK && pl->plan->pub.nops > n_over0) {
+            size_t nover = 0;
+            for (size_t i = 0; i < q->nitems; i++) {
+                const struct ast_expr *c[MAX_OVER];
+                size_t nc = 0;
+                collect_over(q->items[i].expr, c, &nc, MAX_OVER);
+                nover += nc;
+            }
+            b.over = over_refs;
+            b.nover = nover > MAX_OVER ? MAX_OVER : nover;
+            out->changelog |= over_changelog;
+            if (over_emit >= 0) {
+                out->emit = over_emit;
+            }
+        }
+        if (is_agg) {
+            const struct ast_expr *c[1];
+            size_t nc = 0;
+            for (size_t i = 0; i < q->nitems && nc == 0; i++) {
+                collect_over(q->items[i].expr, c, &nc, 1);
+            }
+            if (nc > 0) {
+                perr(pl, c[0]->pos, "V5034",
+                     "compute the aggregation in a subquery and the window "
+                     "function over it: SELECT ..., RANK() OVER (...) FROM "
+                     "(SELECT k, SUM(x) AS s FROM t GROUP BY k)",
+                     "window functions (OVER) together with GROUP BY or "
+                     "aggregates in one query are not supported");
+            }
+        }
     }
-    for (size_t i = 0; i < q->norder; i++) {
-        has_agg |= ast_has_agg(&b, q->order[i].expr);
-    }
-    int is_agg = q->has_group || q->window.kind != WIN_NONE || q->distinct ||
-                 q->having != NULL || has_agg;
     if (q->distinct && (q->has_group || has_agg || q->having)) {
         perr(pl, q->pos, "V5016",
              "compute the groups in one statement (CREATE STREAM s AS "
              "SELECT ... GROUP BY ...) and SELECT DISTINCT from it",
              "SELECT DISTINCT together with GROUP BY or aggregates is not "
              "supported yet");
+        free(over_refs);
+        input_free(&in);
         return VELO_ERR;
     }
     if (q->window.grace != NULL && q->window.kind == WIN_NONE) {
@@ -1793,7 +4107,7 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
              "GRACE INTERVAL '10' SECOND",
              "GRACE without a window");
     }
-    if (!is_agg && q->emit == VELO_EMIT_FINAL) {
+    if (!is_agg && q->emit == VELO_EMIT_FINAL && topn_conj == NULL) {
         perr(pl, q->emit_pos, "V5014",
              "EMIT FINAL applies to aggregations; add GROUP BY or an "
              "aggregate, or remove EMIT FINAL",
@@ -1920,8 +4234,9 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
         }
         /* The window. */
         if (q->window.kind != WIN_NONE) {
-            win.kind = q->window.kind == WIN_HOPPING ? VELO_WINDOW_HOPPING
-                                                     : VELO_WINDOW_TUMBLING;
+            win.kind = q->window.kind == WIN_HOPPING   ? VELO_WINDOW_HOPPING
+                       : q->window.kind == WIN_SESSION ? VELO_WINDOW_SESSION
+                                                       : VELO_WINDOW_TUMBLING;
             if (win.kind == VELO_WINDOW_HOPPING && q->window.time == NULL &&
                 q->window.size->kind == AX_NAME) {
                 /* HOPPING(ts, size): a time column and no advance. */
@@ -1951,11 +4266,8 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
                 win.grace_us = window_interval(pl, q->window.grace,
                                                "grace period", 1);
             }
-            const struct ast_prop *wp =
-                input_prop(sp, &in, "watermark.max_out_of_orderness");
-            if (wp != NULL) {
-                prop_duration(pl, wp, &win.max_ooo_us);
-            }
+            /* The sources' allowance, or the one of the streams read. */
+            win.max_ooo_us = in.ooo_us;
             const struct ast_prop *lp = NULL;
             if (st->name.name != NULL) {
                 lp = find_prop(sp, st->name.name, "late.data.strategy");
@@ -2037,10 +4349,12 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
         /* Default: FINAL with a window; FINAL too on bounded input that
          * is sorted (ORDER BY wants the one final result, as PostgreSQL
          * gives); CHANGES otherwise. */
-        emit = q->emit >= 0                     ? q->emit
-               : agg.windowed                   ? VELO_EMIT_FINAL
-               : (q->norder > 0 && in.bounded) ? VELO_EMIT_FINAL
-                                                : VELO_EMIT_CHANGES;
+        /* A subquery over bounded input is a batch result too. */
+        emit = q->emit >= 0   ? q->emit
+               : agg.windowed ? VELO_EMIT_FINAL
+               : ((q->norder > 0 || pl->nested > 0) && in.bounded)
+                   ? VELO_EMIT_FINAL
+                   : VELO_EMIT_CHANGES;
         if (emit == VELO_EMIT_FINAL && !agg.windowed && !in.bounded) {
             perr(pl, q->emit_pos.len ? q->emit_pos : q->pos, "V5006",
                  "on an unbounded input add a window (WINDOW TUMBLING(ts, "
@@ -2225,6 +4539,9 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
                 sql_buf_printf(&det, "; window: HOPPING(%s, %s) on %s",
                                sz ? sz : "?", ad ? ad : "?", tt ? tt : "?");
                 free(ad);
+            } else if (win.kind == VELO_WINDOW_SESSION) {
+                sql_buf_printf(&det, "; window: SESSION(gap %s) on %s",
+                               sz ? sz : "?", tt ? tt : "?");
             } else {
                 sql_buf_printf(&det, "; window: TUMBLING(%s) on %s",
                                sz ? sz : "?", tt ? tt : "?");
@@ -2259,6 +4576,28 @@ static int plan_query(struct planner *pl, const struct ast_stmt *st,
             free(sz);
         }
         sql_buf_printf(&pl->canon, " emit=%d\n", emit);
+        if (agg.windowed && (win.time == NULL ||
+                             win.time->kind == VELO_EXPR_COLUMN)) {
+            /* The watermark the window closes on, visible in explain and
+             * the job's statistics. */
+            struct input w;
+            memset(&w, 0, sizeof(w));
+            w.op = cur;
+            w.schema = cur_schema;
+            w.ooo_us = in.ooo_us;
+            w.needed = in.needed;
+            if (add_watermark(pl, &w, win.time != NULL ? win.time->u.column
+                                                       : -1,
+                              NULL, q->pos) != VELO_OK) {
+                free(kx);
+                free(kn);
+                free(calls);
+                sql_buf_free(&det);
+                goto done;
+            }
+            cur = w.op;
+            cur_schema = w.schema;
+        }
         struct velo_op *op = velo_op_aggregate(ex, cur_schema, kx, kn, nk,
                                                calls, na, &win, emit);
         /* The operator owns the expressions now, built or not. */
@@ -2529,6 +4868,8 @@ done:
         rc = VELO_ERR;
     }
     free(sort_cols);
+    free(over_refs);
+    input_free(&in);
     velo_expr_free(having);
     velo_expr_free(win.time);
     proj_free(&pj);
@@ -2914,23 +5255,164 @@ static struct velo_op *insert_project(struct planner *pl,
     return op;
 }
 
+/* The output key of a statement: PRIMARY KEY (...), else the GROUP BY
+ * columns. A table must have one (required); a stream's key only names
+ * its sink records' keys. Sets *out (malloc'd column indexes, -1 for a
+ * key not in the output) and *n, or leaves them NULL/0. */
+/* Record a sink's key columns (its records' keys: Kafka message keys,
+ * upserts). */
+static void sink_keys(struct planner *pl, struct velo_plan_sink *k,
+                      const int *kc, size_t nk)
+{
+    if (kc == NULL || nk == 0) {
+        return;
+    }
+    int *c = sql_pool_alloc(pl->plan->pool, nk * sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    memcpy(c, kc, nk * sizeof(*c));
+    k->key_cols = c;
+    k->nkeys = nk;
+}
+
+static void output_keys(struct planner *pl, const struct ast_stmt *st,
+                        const struct query_out *qo, int required, int **out,
+                        size_t *n)
+{
+    int *kc = NULL;
+    size_t nk = 0;
+    if (st->npk > 0) {
+        kc = calloc(st->npk, sizeof(*kc));
+        nk = st->npk;
+        for (size_t i = 0; kc != NULL && i < st->npk; i++) {
+            int c = velo_schema_find(qo->schema, st->pk[i].name);
+            if (c < 0 || qo->schema->fields[c].hidden) {
+                const char **cands =
+                    calloc(qo->schema->n + 1, sizeof(*cands));
+                for (size_t j = 0; cands && j < qo->schema->n; j++) {
+                    cands[j] = qo->schema->fields[j].name;
+                }
+                const char *sug = cands ? sql_suggest(st->pk[i].name,
+                                                      cands,
+                                                      qo->schema->n)
+                                        : NULL;
+                free(cands);
+                struct sql_buf hint = {0};
+                if (sug != NULL) {
+                    sql_buf_printf(&hint, "did you mean '%s'?", sug);
+                } else {
+                    sql_buf_puts(&hint, "a key is an output column: ");
+                    schema_names(qo->schema, &hint, 0);
+                }
+                perr(pl, st->pk[i].pos, "V3001", hint.data,
+                     "PRIMARY KEY column '%s' is not an output column",
+                     st->pk[i].name);
+                sql_buf_free(&hint);
+            }
+            kc[i] = c;
+        }
+    } else if (qo->nkeys > 0) {
+        kc = calloc(qo->nkeys, sizeof(*kc));
+        nk = qo->nkeys;
+        for (size_t i = 0; kc != NULL && i < qo->nkeys; i++) {
+            kc[i] = qo->key_cols[i];
+            if (kc[i] < 0 && !required) {
+                /* A stream without all its group keys has no key. */
+                free(kc);
+                kc = NULL;
+                nk = 0;
+                break;
+            }
+            if (kc[i] < 0) {
+                char hint[300];
+                snprintf(hint, sizeof(hint),
+                         "add %s to the SELECT list, or name the key: "
+                         "PRIMARY KEY (...)",
+                         qo->key_names[i]);
+                perr(pl, st->query->group_pos, "V5011", hint,
+                     "table '%s' is keyed by its GROUP BY columns, but "
+                     "'%s' is not in its SELECT list",
+                     st->name.name, qo->key_names[i]);
+            }
+        }
+    } else if (required) {
+        perr(pl, st->name.pos, "V5011",
+             "group the rows (GROUP BY k) or name the key: CREATE TABLE "
+             "t AS SELECT ... PRIMARY KEY (k)",
+             "table '%s' needs a key", st->name.name);
+    }
+    *out = kc;
+    *n = nk;
+}
+
+#define MAX_NAMES 64
+
+static void query_names(const struct ast_query *q, const char **names,
+                        size_t *n);
+
+/* The names a statement's properties may start with: sources, aliases,
+ * WITH names, in every FROM of the statement. */
+static void from_names(const struct ast_from *f, const char **names,
+                       size_t *n)
+{
+    if (f->kind == FROM_JOIN) {
+        from_names(f->left, names, n);
+        from_names(f->right, names, n);
+        return;
+    }
+    if (f->kind == FROM_SUBQUERY) {
+        query_names(f->sub, names, n);
+    } else if (f->kind == FROM_NAME && *n < MAX_NAMES) {
+        names[(*n)++] = f->name.name;
+    }
+    if (f->alias.name != NULL && *n < MAX_NAMES) {
+        names[(*n)++] = f->alias.name;
+    }
+}
+
+static void expr_names(const struct ast_expr *e, const char **names,
+                       size_t *n)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (e->kind == AX_IN_QUERY) {
+        query_names(e->sub, names, n);
+    }
+    for (size_t i = 0; i < e->nargs; i++) {
+        expr_names(e->args[i], names, n);
+    }
+}
+
+static void query_names(const struct ast_query *q, const char **names,
+                        size_t *n)
+{
+    for (; q != NULL; q = q->union_next) {
+        for (size_t i = 0; i < q->nctes; i++) {
+            if (*n < MAX_NAMES) {
+                names[(*n)++] = q->ctes[i].name.name;
+            }
+            query_names(q->ctes[i].query, names, n);
+        }
+        if (q->has_from) {
+            from_names(&q->from, names, n);
+        }
+        expr_names(q->where, names, n);
+    }
+}
+
 static int plan_statement(struct planner *pl, const struct ast_stmt *st)
 {
     struct stmt_props sp = {st->props, st->nprops};
-    const char *names[3];
+    const char *names[MAX_NAMES];
     size_t nn = 0;
     if (st->name.name != NULL) {
         names[nn++] = st->name.name;
     }
-    if (st->query != NULL && st->query->has_from &&
-        st->query->from.kind == FROM_NAME) {
-        names[nn++] = st->query->from.name.name;
-    }
-    if (st->query != NULL && st->query->has_from &&
-        st->query->from.alias.name != NULL) {
-        names[nn++] = st->query->from.alias.name;
-    }
+    query_names(st->query, names, &nn);
     size_t errors0 = pl->diags->errors;
+    size_t touched0 = pl->ntouched;
     int rc = VELO_ERR;
     /* Misnamed properties may be what configures the sources: planning
      * on would only add errors that follow from these. */
@@ -3003,8 +5485,21 @@ static int plan_statement(struct planner *pl, const struct ast_stmt *st)
         c->schema = tee->out_schema;
         c->bounded = qo.bounded;
         c->changelog = qo.changelog;
+        c->ooo_us = qo.ooo_us;
+        cat_take_sources(pl, c, touched0);
+        size_t nsinks0 = pl->plan->pub.nsinks;
         int s = target_sink(pl, &sp, st, tee, qo.changelog);
         if (s < 0) {
+            break;
+        }
+        int *kc = NULL;
+        size_t nk = 0;
+        output_keys(pl, st, &qo, 0, &kc, &nk);
+        if (pl->plan->pub.nsinks > nsinks0) {
+            sink_keys(pl, &pl->plan->pub.sinks[nsinks0], kc, nk);
+        }
+        free(kc);
+        if (pl->diags->errors > errors0) {
             break;
         }
         c->has_sink = s;
@@ -3014,59 +5509,7 @@ static int plan_statement(struct planner *pl, const struct ast_stmt *st)
     case ST_CREATE_TABLE_AS: {
         int *kc = NULL;
         size_t nk = 0;
-        if (st->npk > 0) {
-            kc = calloc(st->npk, sizeof(*kc));
-            nk = st->npk;
-            for (size_t i = 0; kc != NULL && i < st->npk; i++) {
-                int c = velo_schema_find(qo.schema, st->pk[i].name);
-                if (c < 0 || qo.schema->fields[c].hidden) {
-                    const char **cands =
-                        calloc(qo.schema->n + 1, sizeof(*cands));
-                    for (size_t j = 0; cands && j < qo.schema->n; j++) {
-                        cands[j] = qo.schema->fields[j].name;
-                    }
-                    const char *sug = cands ? sql_suggest(st->pk[i].name,
-                                                          cands,
-                                                          qo.schema->n)
-                                            : NULL;
-                    free(cands);
-                    struct sql_buf hint = {0};
-                    if (sug != NULL) {
-                        sql_buf_printf(&hint, "did you mean '%s'?", sug);
-                    } else {
-                        sql_buf_puts(&hint, "a key is an output column: ");
-                        schema_names(qo.schema, &hint, 0);
-                    }
-                    perr(pl, st->pk[i].pos, "V3001", hint.data,
-                         "PRIMARY KEY column '%s' is not an output column",
-                         st->pk[i].name);
-                    sql_buf_free(&hint);
-                }
-                kc[i] = c;
-            }
-        } else if (qo.nkeys > 0) {
-            kc = calloc(qo.nkeys, sizeof(*kc));
-            nk = qo.nkeys;
-            for (size_t i = 0; kc != NULL && i < qo.nkeys; i++) {
-                kc[i] = qo.key_cols[i];
-                if (kc[i] < 0) {
-                    char hint[300];
-                    snprintf(hint, sizeof(hint),
-                             "add %s to the SELECT list, or name the key: "
-                             "PRIMARY KEY (...)",
-                             qo.key_names[i]);
-                    perr(pl, st->query->group_pos, "V5011", hint,
-                         "table '%s' is keyed by its GROUP BY columns, but "
-                         "'%s' is not in its SELECT list",
-                         st->name.name, qo.key_names[i]);
-                }
-            }
-        } else {
-            perr(pl, st->name.pos, "V5011",
-                 "group the rows (GROUP BY k) or name the key: CREATE TABLE "
-                 "t AS SELECT ... PRIMARY KEY (k)",
-                 "table '%s' needs a key", st->name.name);
-        }
+        output_keys(pl, st, &qo, 1, &kc, &nk);
         if (kc == NULL || pl->diags->errors > errors0) {
             free(kc);
             break;
@@ -3082,9 +5525,11 @@ static int plan_statement(struct planner *pl, const struct ast_stmt *st)
                            qo.schema->fields[kc[i]].name);
         }
         sql_buf_puts(&pl->canon, "\n");
-        free(kc);
+        const int *tkc = kc;
+        size_t tnk = nk;
         if (tab == NULL || connect_ops(pl, qo.op, tab, st->pos) != VELO_OK) {
             sql_buf_free(&det);
+            free(kc);
             break;
         }
         char l[200];
@@ -3102,10 +5547,17 @@ static int plan_statement(struct planner *pl, const struct ast_stmt *st)
         c->schema = tab->out_schema;
         c->bounded = qo.bounded;
         c->changelog = 1;
+        c->ooo_us = qo.ooo_us;
+        cat_take_sources(pl, c, touched0);
+        size_t nsinks0 = pl->plan->pub.nsinks;
         int s = target_sink(pl, &sp, st, tab, 1);
         if (s < 0) {
             break;
         }
+        if (pl->plan->pub.nsinks > nsinks0) {
+            sink_keys(pl, &pl->plan->pub.sinks[nsinks0], tkc, tnk);
+        }
+        free(kc);
         c->has_sink = s;
         rc = VELO_OK;
         break;
@@ -3216,6 +5668,12 @@ void velo_plan_destroy(struct velo_plan *plan)
     for (size_t i = 0; i < plan->nsources; i++) {
         velo_schema_destroy(plan->sources[i].schema);
     }
+    for (size_t i = 0; i < pi->nlookups; i++) {
+        velo_lookup_close(pi->lookups[i]);
+    }
+    for (size_t i = 0; i < pi->nschemas; i++) {
+        velo_schema_destroy(pi->schemas[i]);
+    }
     sql_pool_destroy(pi->pool);
     free(pi);
 }
@@ -3316,7 +5774,14 @@ struct velo_plan *velo_sql_plan(const struct velo_sql_program *p,
         }
         pl.stmt = pi->pub.nstatements++;
         size_t ncat = pl.ncat;
-        if (plan_statement(&pl, st) != VELO_OK && st->name.name != NULL) {
+        int prc = plan_statement(&pl, st);
+        /* WITH names belong to their statement. */
+        for (size_t k = ncat; k < pl.ncat; k++) {
+            if (pl.cat[k].cte) {
+                pl.cat[k].name = (char *)"";
+            }
+        }
+        if (prc != VELO_OK && st->name.name != NULL) {
             /* What it defines exists, failed: readers stay quiet. An
              * INSERT defines its target only when it named a new one. */
             struct cat_entry *c = cat_find(&pl, st->name.name);
@@ -3354,6 +5819,10 @@ struct velo_plan *velo_sql_plan(const struct velo_sql_program *p,
     pi->pub.fingerprint = fnv1a(pl.canon.data ? pl.canon.data : "",
                                 pl.canon.len);
     sql_buf_free(&pl.canon);
+    for (size_t i = 0; i < pl.ncat; i++) {
+        free(pl.cat[i].srcs);
+    }
+    free(pl.touched);
     free(pl.cat);
     if (diags->errors > errors0 || parse_failed || p->errors > 0) {
         velo_plan_destroy(&pi->pub);

@@ -122,6 +122,14 @@ struct velo_plan_source {
     int bounded;
     struct velo_op *entry;       /* push decoded batches here (a Tee) */
     int line, col;               /* where it was named */
+    /* The table side of a stream-table join: the job reads this bounded
+     * source to its end before it reads any source without the flag, so
+     * every stream row meets the whole table. */
+    int preload;
+    /* '<src>.watermark.idle_timeout': after this long without data the
+     * source stops holding back the watermark of joins and unions it
+     * feeds (0: it always holds). */
+    int64_t idle_timeout_us;
 };
 
 /* An external output. */
@@ -136,6 +144,10 @@ struct velo_plan_sink {
     struct velo_op *upstream; /* connect the sink's callback op to this */
     int changelog;            /* rows carry op marks (EMIT CHANGES/TABLE) */
     size_t statement;
+    /* The output key (PRIMARY KEY, else GROUP BY columns): columns of
+     * schema, for record keys and upserts; nkeys 0 when none. */
+    const int *key_cols;
+    size_t nkeys;
 };
 
 /* One statement, for explain and progress. */

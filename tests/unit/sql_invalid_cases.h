@@ -218,9 +218,10 @@ static const struct sql_invalid_case sql_invalid_cases[] = {
     {"V4006",
      "SELECT EXTRACT(YEER FROM ts) FROM 'file://trades.csv'",
      "did you mean YEAR?", 1, 16},
-    {"V5001",
-     "SELECT * FROM 'file://trades.csv' JOIN 'file://events.jsonl' ON a = b",
-     "JOIN is not supported", 1, 35},
+    {"V3012",
+     "SELECT ts FROM 'file://trades.csv' t JOIN 'file://events.jsonl' e ON t."
+     "qty = e.user_id",
+     "ambiguous", 1, 8},
     {"V5002",
      "SELECT symbol, side, COUNT(*) FROM 'file://trades.csv' GROUP BY symbol",
      "column 'side' must appear in GROUP BY", 1, 16},
@@ -263,9 +264,34 @@ static const struct sql_invalid_case sql_invalid_cases[] = {
     {"V5016",
      "SELECT 1 + 1",
      "without FROM", 1, 1},
-    {"V5016",
-     "SELECT * FROM (SELECT symbol FROM 'file://trades.csv')",
-     "subquery", 1, 15},
+    {"V5033",
+     "SELECT * FROM 'file://trades.csv' t JOIN 'file://events.jsonl' e ON t."
+     "qty > 1",
+     "at least one equality", 1, 69},
+    {"V5033",
+     "SELECT * FROM 'file://trades.csv' t JOIN 'file://ticks.csv' k ON t.sym"
+     "bol = k.symbol",
+     "needs a time bound", 1, 42},
+    {"V5033",
+     "SELECT * FROM 'file://trades.csv' t RIGHT JOIN 'file://events.jsonl' e "
+     "ON t.qty = e.user_id",
+     "RIGHT JOIN against a table", 1, 37},
+    {"V5034",
+     "SELECT symbol, ROW_NUMBER() OVER (ORDER BY ts), COUNT(*) FROM 'file://"
+     "trades.csv' GROUP BY symbol",
+     "together with GROUP BY", 1, 16},
+    {"V5005",
+     "SELECT symbol, ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY price) F"
+     "ROM 'file://ticks.csv'",
+     "need ORDER BY the event time", 1, 64},
+    {"V5034",
+     "SELECT symbol FROM 'file://trades.csv' WHERE symbol IN (SELECT symbol, "
+     "qty FROM 'file://trades.csv')",
+     "returns 2 columns", 1, 57},
+    {"V5036",
+     "SELECT * FROM (SELECT symbol FROM 'file://trades.csv' UNION ALL SELECT "
+     "symbol, qty FROM 'file://trades.csv') u",
+     "has 2 columns, the first has 1", 1, 65},
     {"V5017",
      "CREATE STREAM trades (ts TIMESTAMP, price DOUBLE) WITH ('trades.type'='f"
      "ile_source', 'trades.path'='trades.csv');\nINSERT INTO trades SELECT ts,"
@@ -380,11 +406,11 @@ static const struct sql_invalid_case sql_invalid_cases[] = {
     {"V5016",
      "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(ts, INTE"
      "RVAL '1' MINUTE) WITH ('t.late.data.strategy'='dead_letter')",
-     "not supported yet", 1, 117},
+     "needs a dead-letter file", 1, 117},
     {"V6005",
      "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(ts, INTE"
      "RVAL '1' MINUTE) WITH ('t.late.data.strategy'='keep')",
-     "drop or update", 1, 117},
+     "drop, update or dead_letter", 1, 117},
     {"V6005",
      "SELECT COUNT(*) FROM 'file://trades.csv' AS t WINDOW TUMBLING(INTERVAL"
      " '1' MINUTE) WITH ('t.watermark.max_out_of_orderness'='soon')",

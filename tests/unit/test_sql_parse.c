@@ -93,6 +93,48 @@ static void test_statements(void)
               "(from trades as t)))");
     check_ast("SELECT DISTINCT symbol FROM trades",
               "(select (query distinct (items symbol) (from trades)))");
+    /* Joins, subqueries, WITH, UNION ALL, IN (SELECT), OVER, SESSION. */
+    check_ast("SELECT a.x, b.y FROM s a JOIN t b ON a.k = b.k",
+              "(select (query (items a.x b.y) (from (join inner (s as a) "
+              "(t as b) (on (= a.k b.k))))))");
+    check_ast("SELECT * FROM s LEFT OUTER JOIN t ON s.k = t.k "
+              "FULL JOIN 'file://u.csv' u WITHIN INTERVAL '5' MINUTE "
+              "ON s.k = u.k",
+              "(select (query (items *) (from (join full (join left (s) (t) "
+              "(on (= s.k t.k))) (uri 'file://u.csv' as u) (within "
+              "(interval '5' MINUTE)) (on (= s.k u.k))))))");
+    check_ast("SELECT n FROM (SELECT COUNT(*) AS n FROM t) x WHERE n > 1",
+              "(select (query (items n) (from (subquery (query (items (as "
+              "(COUNT *) n)) (from t)) as x)) (where (> n 1))))");
+    check_ast("WITH a AS (SELECT x FROM t), b AS (SELECT x FROM a) "
+              "SELECT x FROM b",
+              "(select (with (a (query (items x) (from t))) (b (query "
+              "(items x) (from a))) (query (items x) (from b))))");
+    check_ast("SELECT x FROM t UNION ALL SELECT y FROM u UNION ALL "
+              "SELECT z FROM v",
+              "(select (query (items x) (from t)) (union-all (query (items "
+              "y) (from u)) (union-all (query (items z) (from v)))))");
+    check_ast("SELECT x FROM t WHERE k NOT IN (SELECT k FROM u) AND y > 1",
+              "(select (query (items x) (from t) (where (and (not-in k "
+              "(query (items k) (from u))) (> y 1)))))");
+    check_ast("SELECT ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) "
+              "AS rn, SUM(x) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN "
+              "2 PRECEDING AND CURRENT ROW), AVG(x) OVER (ORDER BY ts "
+              "RANGE BETWEEN INTERVAL '1' MINUTE PRECEDING AND CURRENT ROW), "
+              "LAG(x, 1, 0) OVER (ORDER BY ts) FROM t",
+              "(select (query (items (as (ROW_NUMBER (over (partition k) "
+              "(order (ts desc)))) rn) (SUM x (over (partition k) (order "
+              "(ts asc)) (rows 2))) (AVG x (over (order (ts asc)) (range "
+              "(interval '1' MINUTE)))) (LAG x 1 0 (over (order (ts "
+              "asc))))) (from t)))");
+    check_ast("SELECT COUNT(*) FROM t WINDOW SESSION(ts, INTERVAL '30' "
+              "SECOND) GROUP BY k",
+              "(select (query (items (COUNT *)) (from t) (group k) (session "
+              "ts (interval '30' SECOND))))");
+    check_ast("CREATE STREAM s AS WITH a AS (SELECT x FROM t) SELECT x "
+              "FROM a WITH ('s.type'='stdout')",
+              "(create-stream s (with (a (query (items x) (from t))) (query "
+              "(items x) (from a))) (with ('s.type' 'stdout')))");
     check_ast("CREATE STREAM big AS SELECT * FROM trades WHERE qty > 100 "
               "WITH ('big.type'='file_sink', 'big.path'='out.csv')",
               "(create-stream big (query (items *) (from trades) "
@@ -393,16 +435,24 @@ static void test_syntax_errors(void)
     check_error("SELECT CASE END FROM t", "V2001", 1, 13);
     check_error("SELECT COUNT(*) FROM t WINDOW TUMBLING 5m", "V2001", 1, 40);
     check_error("SELECT INTERVAL 5 FROM t", "V2001", 1, 19);
-    check_error("SELECT a FROM t1 JOIN t2 ON a = b", "V5001", 1, 18);
-    check_error("SELECT a FROM t1, t2", "V5001", 1, 17);
-    check_error("SELECT a FROM t1 LEFT JOIN t2 ON a = b", "V5001", 1, 18);
-    check_error("SELECT a FROM (SELECT a FROM t)", "V5016", 1, 15);
+    check_error("SELECT a FROM t1, t2", "V5016", 1, 17);
+    check_error("SELECT a FROM t1 CROSS JOIN t2", "V5016", 1, 18);
+    check_error("SELECT a FROM t1 NATURAL JOIN t2", "V5016", 1, 18);
+    check_error("SELECT a FROM t1 JOIN t2", "V2002", 1, 25);
+    check_error("SELECT a FROM t1 LEFT t2 ON a = b", "V2001", 1, 23);
     check_error("SELECT a FROM t UNION SELECT a FROM u", "V5016", 1, 17);
-    check_error("SELECT a FROM t WHERE a IN (SELECT b FROM u)", "V5016", 1,
-                29);
+    check_error("SELECT a FROM t ORDER BY a UNION ALL SELECT a FROM u",
+                "V5016", 1, 28);
+    check_error("SELECT a FROM t UNION ALL SELECT a FROM u LIMIT 3",
+                "V5016", 1, 49);
+    check_error("SELECT a FROM t INTERSECT SELECT a FROM u", "V5016", 1, 17);
+    check_error("SELECT a FROM (t)", "V2001", 1, 16);
     check_error("SELECT COUNT(*) FROM t WINDOW HOPPING(5m)", "V5016", 1, 31);
-    check_error("SELECT ROW_NUMBER() OVER (ORDER BY a) FROM t", "V5016", 1,
-                21);
+    check_error("SELECT SUM(a) OVER (ORDER BY a ROWS BETWEEN 1 PRECEDING "
+                "AND 1 FOLLOWING) FROM t",
+                "V5016", 1, 63);
+    check_error("SELECT SUM(a) OVER (ORDER BY a ROWS 1 FOLLOWING) FROM t",
+                "V5016", 1, 39);
     check_error("CREATE TABLE t (a INT) WITH ('t.type'='file_source')",
                 "V5016", 1, 16);
     check_error("INSERT INTO t (a) SELECT a FROM s", "V5016", 1, 15);
