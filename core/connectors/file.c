@@ -11,6 +11,11 @@
  *
  * Sink: appends bytes (the engine encodes), rotates by size to path.1,
  * path.2, ... (path.1 the newest), and makes everything durable on flush.
+ * For checkpoints its position is the current file (by inode) and its
+ * durable length; a resume cuts the file back to that length and undoes
+ * rotations made since, so with --state-dir the output is exactly once.
+ * That is why a replaced file is emptied at the first write, not when
+ * the sink is created: a resume must find what the last run wrote.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 
 #include "connectors/builtin.h"
 #include "connectors/registry.h"
+#include "util/fsutil.h"
 
 #define FILE_CHUNK_DEFAULT "8MiB"
 #define FILE_SINK_BUFFER (1024 * 1024)
@@ -37,6 +43,7 @@
  * then waits for the tail only, not for everything since the last one. */
 #define FILE_SINK_WRITEBACK (8 * 1024 * 1024)
 #define FILE_POS_BYTES 16
+#define FILE_SINK_POS_BYTES 24
 
 struct file_conf {
     char *path;
@@ -550,6 +557,7 @@ struct file_snk {
     char *buf;
     size_t buf_len;
     int dir_dirty; /* a file was created or renamed: fsync the directory */
+    int pending_trunc; /* replace the file's content at the first write */
     int failed;
     size_t unsynced; /* written since writeback was last started */
 };
@@ -569,9 +577,12 @@ static void snk_written(struct file_snk *k, size_t n)
 #endif
 }
 
-static int snk_open(struct file_snk *k, int append)
+/* lazy: keep what the file holds until snk_settle (a resume may want
+ * it); otherwise a non-append open empties it at once. */
+static int snk_open(struct file_snk *k, int append, int lazy)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC |
+                (append ? O_APPEND : lazy ? 0 : O_TRUNC);
     k->fd = open(k->path, flags, 0644);
     if (k->fd < 0) {
         velo_conn_log(k->ins, VELO_LOG_ERROR,
@@ -582,7 +593,25 @@ static int snk_open(struct file_snk *k, int append)
     }
     struct stat st;
     k->size = append && fstat(k->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    k->pending_trunc = !append && lazy;
     k->dir_dirty = 1;
+    return VELO_OK;
+}
+
+/* Nothing was restored: the first write replaces the old content. */
+static int snk_settle(struct file_snk *k)
+{
+    if (!k->pending_trunc) {
+        return VELO_OK;
+    }
+    k->pending_trunc = 0;
+    if (ftruncate(k->fd, 0) != 0 || lseek(k->fd, 0, SEEK_SET) < 0) {
+        velo_conn_log(k->ins, VELO_LOG_ERROR, "cannot truncate %s: %s",
+                      k->path, strerror(errno));
+        k->failed = 1;
+        return VELO_ERR;
+    }
+    k->size = 0;
     return VELO_OK;
 }
 
@@ -613,13 +642,7 @@ static int fsync_dir(const char *path)
     } else {
         snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
     }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return VELO_ERR;
-    }
-    int rc = fsync(fd) == 0 ? VELO_OK : VELO_ERR;
-    close(fd);
-    return rc;
+    return velo_fsync_dir(dir);
 }
 
 static void rotated_name(const char *path, int64_t i, char *out, size_t len)
@@ -683,7 +706,7 @@ static int snk_rotate(struct file_snk *k)
     free(from);
     free(to);
     if (rc == VELO_OK) {
-        rc = snk_open(k, 0);
+        rc = snk_open(k, 0, 0);
     }
     return rc;
 }
@@ -717,7 +740,7 @@ static int file_sink_create(struct velo_instance *ins, const void *config,
     k->path = resolve_path(ins, conf, ctx);
     k->buf = malloc(FILE_SINK_BUFFER);
     if (k->path == NULL || k->buf == NULL ||
-        snk_open(k, conf->append) != VELO_OK) {
+        snk_open(k, conf->append, 1) != VELO_OK) {
         if (k->buf == NULL && k->path != NULL) {
             velo_conn_log(ins, VELO_LOG_ERROR, "out of memory");
         }
@@ -736,7 +759,7 @@ static int file_sink_write(struct velo_instance *ins,
 {
     struct file_snk *k = ins->context;
     (void)meta;
-    if (k->failed) {
+    if (k->failed || snk_settle(k) != VELO_OK) {
         return VELO_ERR;
     }
     for (size_t i = 0; i < n; i++) {
@@ -780,7 +803,7 @@ static int file_sink_write(struct velo_instance *ins,
 static int file_sink_flush(struct velo_instance *ins)
 {
     struct file_snk *k = ins->context;
-    if (k->failed || snk_drain(k) != VELO_OK) {
+    if (k->failed || snk_settle(k) != VELO_OK || snk_drain(k) != VELO_OK) {
         return VELO_ERR;
     }
     if (!k->do_fsync) {
@@ -812,7 +835,10 @@ static void file_sink_destroy(struct velo_instance *ins)
     if (k == NULL) {
         return;
     }
-    if (!k->failed && k->fd >= 0 && snk_drain(k) == VELO_OK && k->do_fsync) {
+    /* Never written nor flushed (a prepare that failed): the old content
+     * stays, as the run that would have replaced it never happened. */
+    if (!k->failed && k->fd >= 0 && !k->pending_trunc &&
+        snk_drain(k) == VELO_OK && k->do_fsync) {
         fsync(k->fd);
     }
     if (k->fd >= 0) {
@@ -822,6 +848,162 @@ static void file_sink_destroy(struct velo_instance *ins)
     free(k->path);
     free(k);
     ins->context = NULL;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int b = 0; b < 8; b++) {
+        p[b] = (uint8_t)(v >> (8 * b));
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int b = 0; b < 8; b++) {
+        v |= (uint64_t)p[b] << (8 * b);
+    }
+    return v;
+}
+
+/* What is durable: the current file (dev, inode) and its length. */
+static int file_sink_position(struct velo_instance *ins, uint8_t *buf,
+                              size_t cap)
+{
+    struct file_snk *k = ins->context;
+    struct stat st;
+    if (cap < FILE_SINK_POS_BYTES || k->fd < 0 || fstat(k->fd, &st) != 0) {
+        return VELO_ERR;
+    }
+    put_u64(buf, k->size - k->buf_len);
+    put_u64(buf + 8, (uint64_t)st.st_ino);
+    put_u64(buf + 16, (uint64_t)st.st_dev);
+    return FILE_SINK_POS_BYTES;
+}
+
+/* The file the checkpoint wrote into was rotated to path.<at> since:
+ * the files written after it (path, path.1 .. path.<at-1>) go, and the
+ * older ones move back down the numbering. */
+static int snk_unrotate(struct file_snk *k, int64_t at)
+{
+    size_t plen = strlen(k->path) + 32;
+    char *from = malloc(plen), *to = malloc(plen);
+    int rc = VELO_OK;
+    if (from == NULL || to == NULL) {
+        free(from);
+        free(to);
+        return VELO_ERR;
+    }
+    close(k->fd);
+    k->fd = -1;
+    if (unlink(k->path) != 0 && errno != ENOENT) {
+        rc = VELO_ERR;
+    }
+    for (int64_t i = 1; rc == VELO_OK && i < at; i++) {
+        rotated_name(k->path, i, from, plen);
+        unlink(from);
+    }
+    struct stat st;
+    for (int64_t i = at; rc == VELO_OK; i++) {
+        rotated_name(k->path, i, from, plen);
+        if (stat(from, &st) != 0) {
+            break;
+        }
+        if (i == at) {
+            snprintf(to, plen, "%s", k->path);
+        } else {
+            rotated_name(k->path, i - at, to, plen);
+        }
+        if (rename(from, to) != 0) {
+            velo_conn_log(k->ins, VELO_LOG_ERROR,
+                          "cannot rename %s to %s: %s", from, to,
+                          strerror(errno));
+            rc = VELO_ERR;
+        }
+    }
+    free(from);
+    free(to);
+    if (rc == VELO_OK) {
+        k->fd = open(k->path, O_WRONLY | O_CLOEXEC);
+        if (k->fd < 0) {
+            velo_conn_log(k->ins, VELO_LOG_ERROR, "cannot open %s: %s",
+                          k->path, strerror(errno));
+            rc = VELO_ERR;
+        }
+    }
+    k->dir_dirty = 1;
+    return rc;
+}
+
+/* Resume: cut the recorded file back to its recorded length, so what
+ * was written after the checkpoint (and will be written again) goes. */
+static int file_sink_restore(struct velo_instance *ins, const uint8_t *pos,
+                             size_t len)
+{
+    struct file_snk *k = ins->context;
+    if (len != FILE_SINK_POS_BYTES) {
+        velo_conn_log(ins, VELO_LOG_ERROR,
+                      "a file sink position is %d bytes, got %zu",
+                      FILE_SINK_POS_BYTES, len);
+        return VELO_ERR;
+    }
+    uint64_t size = get_u64(pos), ino = get_u64(pos + 8),
+             dev = get_u64(pos + 16);
+    struct stat st;
+    if (fstat(k->fd, &st) != 0) {
+        return VELO_ERR;
+    }
+    if ((uint64_t)st.st_ino != ino || (uint64_t)st.st_dev != dev) {
+        /* Rotated since the checkpoint? Look for the file by inode. */
+        size_t plen = strlen(k->path) + 32;
+        char *name = malloc(plen);
+        int64_t at = 0;
+        for (int64_t i = 1; name != NULL; i++) {
+            rotated_name(k->path, i, name, plen);
+            if (stat(name, &st) != 0) {
+                break;
+            }
+            if ((uint64_t)st.st_ino == ino && (uint64_t)st.st_dev == dev) {
+                at = i;
+                break;
+            }
+        }
+        free(name);
+        if (at == 0) {
+            velo_conn_log(ins, VELO_LOG_ERROR,
+                          "%s is not the file the checkpoint wrote to (it "
+                          "was replaced or removed since); move the state "
+                          "away or run with --reset-state",
+                          k->path);
+            return VELO_ERR;
+        }
+        velo_conn_log(ins, VELO_LOG_INFO,
+                      "undoing the rotations of %s made after the "
+                      "checkpoint",
+                      k->path);
+        if (snk_unrotate(k, at) != VELO_OK || fstat(k->fd, &st) != 0) {
+            k->failed = 1;
+            return VELO_ERR;
+        }
+    }
+    if ((uint64_t)st.st_size < size) {
+        velo_conn_log(ins, VELO_LOG_ERROR,
+                      "%s has %lld bytes but the checkpoint recorded %" PRIu64
+                      " durable ones: it was changed since; run with "
+                      "--reset-state",
+                      k->path, (long long)st.st_size, size);
+        return VELO_ERR;
+    }
+    if (ftruncate(k->fd, (off_t)size) != 0 ||
+        lseek(k->fd, (off_t)size, SEEK_SET) < 0) {
+        velo_conn_log(ins, VELO_LOG_ERROR, "cannot truncate %s: %s", k->path,
+                      strerror(errno));
+        return VELO_ERR;
+    }
+    k->pending_trunc = 0;
+    k->size = size;
+    k->buf_len = 0;
+    return VELO_OK;
 }
 
 const struct velo_connector_vtable velo_file_connector = {
@@ -838,4 +1020,6 @@ const struct velo_connector_vtable velo_file_connector = {
     .sink_write = file_sink_write,
     .sink_flush = file_sink_flush,
     .sink_destroy = file_sink_destroy,
+    .sink_position = file_sink_position,
+    .sink_restore = file_sink_restore,
 };

@@ -9,14 +9,20 @@
  * after rows decoded from the carry). Nothing here allocates per record.
  */
 #include "exec/job.h"
+#include "util/fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if defined(__SSE2__)
@@ -25,9 +31,11 @@
 
 #include "exec/batch.h"
 #include "exec/operator.h"
+#include "exec/state.h"
 #include "formats/format.h"
 #include "plugin/host.h"
 #include "plugin/loader.h"
+#include "sql/ast.h"
 #include "util/log.h"
 
 #define JOB_PAYLOADS 64
@@ -42,6 +50,12 @@
  * (after flushing every sink); stateful plans commit at a clean stop. */
 #define JOB_COMMIT_NS 1000000000LL
 #define JOB_POSITION_MAX (64 * 1024)
+#define JOB_CKPT_INTERVAL_MS 10000
+#define JOB_DLQ_FLUSH_BYTES (64 * 1024)
+
+const double velo_job_latency_bounds[VELO_JOB_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
 
 struct job_source {
     char *name;       /* as the planner names it (may be a URI) */
@@ -52,6 +66,9 @@ struct job_source {
     const struct velo_connector_ref *conn;
     void *conn_config;
     struct velo_source_info info;
+    /* `velo test` rebinding: read from another URI in its format. */
+    const char *rebind_uri;
+    struct velo_format_opts rebind_fmt;
     int opened;
     int sampled; /* source_sample ran */
     int carry_fresh; /* the carry holds a sample not yet decoded */
@@ -60,6 +77,11 @@ struct job_source {
     /* Payloads from the last source_read, consumed in order. */
     struct velo_str payload[JOB_PAYLOADS];
     struct velo_record_meta meta[JOB_PAYLOADS];
+    struct velo_str headers[JOB_PAYLOADS]; /* message sources' headers */
+    /* '<src>.watermark.idle_timeout': when data last came (monotonic
+     * microseconds), and whether the DAG was told the source is idle. */
+    int64_t last_data_us;
+    int idle;
     struct velo_source_batch sb;
     size_t next_payload;
     int eof; /* source_read said DECLINED */
@@ -77,11 +99,33 @@ struct job_source {
     struct velo_batch *batch;
     int ts_col; /* index of "_timestamp", or -1 */
     uint8_t *pos; /* JOB_POSITION_MAX bytes for source_position */
+    int pos_len;  /* of the last checkpoint's position, -1 none */
     uint64_t bad_reported;
+    struct velo_job *job;
+
+    /* The CSV header line, kept for a resume (the decoder needs it and
+     * the resumed stream starts past it). */
+    struct velo_buf header;
+    int header_known;
+    /* The bytes being decoded (a chunk or the carry) and the stream
+     * offset of their first byte: a failed row's origin points in here
+     * while its batch is pushed, which is where dead letters find the
+     * original record. */
+    const char *region;
+    size_t region_len;
+    int64_t region_pos;
+
+    /* For velo_job_source_stats. */
+    uint64_t records, bytes, bad;
+    struct timespec batch_t0; /* when decoding of the next batch began */
 };
 
 struct job_sink {
     struct velo_plan_sink *ps;
+    /* ps->conn, or the file connector when output is captured */
+    const struct velo_connector_ref *conn;
+    struct velo_format_opts fmt; /* ps->format, or JSON Lines (capture) */
+    char *capture_path;          /* malloc'd when captured */
     struct velo_instance ins;
     char label[160];
     void *conn_config;
@@ -94,6 +138,10 @@ struct job_sink {
     struct velo_str *recs; /* batch-cap views into `out`, reused */
     size_t *ends;          /* where each row's text ends in `out` */
     struct velo_job *job;
+    /* Record keys (ps->key_cols): text per row in keybuf, for meta. */
+    struct velo_record_meta *kmeta; /* batch cap, or NULL: no keys */
+    size_t *kends;
+    struct velo_buf keybuf;
 };
 
 struct velo_job {
@@ -114,7 +162,25 @@ struct velo_job {
     struct timespec started, last_progress;
     uint64_t errors_reported;
     int failed;
+
+    /* Checkpoints (opts.state_dir): <state_dir>/checkpoint. */
+    char *ckpt_path, *ckpt_tmp;
+    struct velo_state_writer ckw, opw;
+    uint8_t *scratch;     /* JOB_POSITION_MAX, for sink positions */
+    int resumed;          /* restored from a checkpoint */
+    int already_finished; /* that checkpoint was written at the end */
+
+    /* Dead letters (plan->dlq_path): buffered JSON Lines. */
+    int dlq_fd;
+    /* Sources that can say "data is ready" (ctx->wake, from any thread)
+     * write here; the idle loop waits on it instead of only sleeping. */
+    int wake_fd;
+    uint64_t dlq_len; /* bytes in the file, buffered ones included */
+    int64_t dlq_resume_len; /* from the checkpoint; -1: start empty */
+    struct velo_buf dlq;
 };
+
+static int ckpt_prepare(struct velo_job *j, struct velo_sql_diags *diags);
 
 static int64_t clock_now_us(void)
 {
@@ -127,6 +193,318 @@ static int64_t job_now_us(const struct velo_job *j)
 {
     return j->opts.now_us != NULL ? j->opts.now_us() : clock_now_us();
 }
+
+/* ---- Dead letters ------------------------------------------------------- */
+
+/* The dead-letter file is JSON Lines, one object per record or row that
+ * could not be processed. It is written like a sink (buffered, synced at
+ * every checkpoint before sources are acknowledged) and its length is in
+ * each checkpoint, so a resume truncates it back: no duplicates. */
+
+static const char *eval_error_code(int code)
+{
+    switch (code) {
+    case VELO_EVAL_DIV_ZERO:
+        return "division_by_zero";
+    case VELO_EVAL_CAST:
+        return "cast_failed";
+    case VELO_EVAL_OVERFLOW:
+        return "overflow";
+    case VELO_EVAL_BAD_ARG:
+        return "bad_argument";
+    default:
+        return "evaluation_error";
+    }
+}
+
+/* Length of the valid UTF-8 sequence at p[0..n), or 0 when there is
+ * none (overlong forms, surrogates and past U+10FFFF are not UTF-8). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+        return 1;
+    } else if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n) {
+        return 0;
+    }
+    for (size_t k = 1; k < len; k++) {
+        if ((p[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0, len; i < n; i += len) {
+        if ((len = utf8_seq(p + i, n - i)) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A JSON string (quotes included). Bytes that are not UTF-8 (a message
+ * quoting a bad value) become U+FFFD, so the line stays valid JSON. */
+static void json_str(struct velo_buf *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)p;
+    velo_buf_append(b, "\"", 1);
+    size_t run = 0, i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        size_t len = c < 0x80 ? 1 : utf8_seq(u + i, n - i);
+        if (len > 1 || (len == 1 && c >= 0x20 && c != '"' && c != '\\')) {
+            i += len;
+            continue;
+        }
+        velo_buf_append(b, p + run, i - run);
+        char esc[8] = {'\\', 0};
+        size_t elen = 2;
+        if (len == 0) {
+            memcpy(esc, "\\ufffd", 6);
+            elen = 6;
+        } else if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+        } else if (c == '\n') {
+            esc[1] = 'n';
+        } else if (c == '\r') {
+            esc[1] = 'r';
+        } else if (c == '\t') {
+            esc[1] = 't';
+        } else {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        velo_buf_append(b, esc, elen);
+        i++;
+        run = i;
+    }
+    velo_buf_append(b, p + run, n - run);
+    velo_buf_append(b, "\"", 1);
+}
+
+static void base64(struct velo_buf *b, const unsigned char *p, size_t n)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    velo_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) {
+            v |= (uint32_t)p[i + 1] << 8;
+        }
+        if (i + 2 < n) {
+            v |= p[i + 2];
+        }
+        char out[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
+                       i + 1 < n ? tab[(v >> 6) & 63] : '=',
+                       i + 2 < n ? tab[v & 63] : '='};
+        velo_buf_append(b, out, 4);
+    }
+    velo_buf_append(b, "\"", 1);
+}
+
+static int dlq_flush(struct velo_job *j)
+{
+    if (j->dlq_fd < 0 || j->dlq.len == 0) {
+        return VELO_OK;
+    }
+    const char *p = j->dlq.data;
+    size_t n = j->dlq.len;
+    while (n > 0) {
+        ssize_t w = write(j->dlq_fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            velo_log_error("dead-letter file %s: cannot write: %s",
+                           j->plan->dlq_path, strerror(errno));
+            j->failed = 1;
+            return VELO_ERR;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    j->dlq.len = 0;
+    return VELO_OK;
+}
+
+/* Everything dead-lettered so far on disk (a checkpoint barrier). */
+static int dlq_sync(struct velo_job *j)
+{
+    if (j->dlq_fd < 0) {
+        return VELO_OK;
+    }
+    if (dlq_flush(j) != VELO_OK) {
+        return VELO_ERR;
+    }
+    if (fsync(j->dlq_fd) != 0) {
+        velo_log_error("dead-letter file %s: cannot fsync: %s",
+                       j->plan->dlq_path, strerror(errno));
+        j->failed = 1;
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+/* Open the file at the start of a run: emptied, or cut back to what the
+ * checkpoint being resumed had written. */
+static int dlq_open(struct velo_job *j)
+{
+    if (j->plan->dlq_path == NULL || j->dlq_fd >= 0) {
+        return VELO_OK;
+    }
+    const char *path = j->plan->dlq_path;
+    j->dlq_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (j->dlq_fd < 0) {
+        velo_log_error("dead-letter file %s: cannot open: %s%s", path,
+                       strerror(errno),
+                       errno == ENOENT ? " (does its directory exist?)" : "");
+        return VELO_ERR;
+    }
+    struct stat st;
+    uint64_t keep = j->dlq_resume_len > 0 ? (uint64_t)j->dlq_resume_len : 0;
+    if (fstat(j->dlq_fd, &st) != 0 || (uint64_t)st.st_size < keep) {
+        velo_log_error("dead-letter file %s is shorter than the checkpoint "
+                       "recorded (%llu bytes): it was changed since; run "
+                       "with --reset-state to start over",
+                       path, (unsigned long long)keep);
+        return VELO_ERR;
+    }
+    if (ftruncate(j->dlq_fd, (off_t)keep) != 0 ||
+        lseek(j->dlq_fd, (off_t)keep, SEEK_SET) < 0) {
+        velo_log_error("dead-letter file %s: cannot truncate: %s", path,
+                       strerror(errno));
+        return VELO_ERR;
+    }
+    j->dlq_len = keep;
+    return VELO_OK;
+}
+
+/* One dead letter. record may be NULL (not known). */
+static void dlq_add(struct velo_job *j, const char *source, int64_t position,
+                    int64_t line, const char *code, const char *msg,
+                    const char *record, size_t record_len)
+{
+    if (j == NULL || j->dlq_fd < 0) {
+        return;
+    }
+    struct velo_buf *b = &j->dlq;
+    size_t start = b->len;
+    char num[64];
+    velo_buf_append(b, "{\"source\":", 10);
+    json_str(b, source, strlen(source));
+    int n = snprintf(num, sizeof(num), ",\"position\":%lld",
+                     (long long)position);
+    velo_buf_append(b, num, (size_t)n);
+    if (line > 0) {
+        n = snprintf(num, sizeof(num), ",\"line\":%lld", (long long)line);
+        velo_buf_append(b, num, (size_t)n);
+    }
+    velo_buf_append(b, ",\"error\":", 9);
+    json_str(b, code, strlen(code));
+    velo_buf_append(b, ",\"message\":", 11);
+    json_str(b, msg, strlen(msg));
+    if (record != NULL) {
+        while (record_len > 0 && (record[record_len - 1] == '\n' ||
+                                  record[record_len - 1] == '\r')) {
+            record_len--;
+        }
+        if (utf8_valid((const unsigned char *)record, record_len)) {
+            velo_buf_append(b, ",\"record\":", 10);
+            json_str(b, record, record_len);
+        } else {
+            velo_buf_append(b, ",\"record_base64\":", 17);
+            base64(b, (const unsigned char *)record, record_len);
+        }
+    }
+    char ts[40];
+    velo_format_timestamp(job_now_us(j), ts, sizeof(ts));
+    velo_buf_append(b, ",\"time\":", 8);
+    json_str(b, ts, strlen(ts));
+    velo_buf_append(b, "}\n", 2);
+    j->dlq_len += b->len - start;
+    j->stats.dead_lettered++;
+    if (b->len >= JOB_DLQ_FLUSH_BYTES) {
+        dlq_flush(j);
+    }
+}
+
+/* A row's original record: from the bytes its source is decoding (byte
+ * streams: the line at its offset) or from the payload with its offset
+ * (record sources). */
+static void row_record(struct velo_job *j, const struct velo_row_origin *o,
+                       const char **rec, size_t *len)
+{
+    *rec = NULL;
+    *len = 0;
+    if (o == NULL || o->source < 0 || (size_t)o->source >= j->nsources) {
+        return;
+    }
+    const struct job_source *s = &j->sources[o->source];
+    if (s->info.byte_stream) {
+        if (s->region == NULL || o->position < s->region_pos ||
+            o->position >= s->region_pos + (int64_t)s->region_len) {
+            return;
+        }
+        size_t off = (size_t)(o->position - s->region_pos);
+        const char *p = s->region + off;
+        const char *nl = memchr(p, '\n', s->region_len - off);
+        *rec = p;
+        *len = nl != NULL ? (size_t)(nl - p) : s->region_len - off;
+        return;
+    }
+    for (size_t i = 0; i < s->sb.count; i++) {
+        if (s->meta[i].offset == o->position) {
+            *rec = s->payload[i].ptr;
+            *len = s->payload[i].len;
+            return;
+        }
+    }
+}
+
+static void dlq_row(struct velo_job *j, const struct velo_row_origin *o,
+                    const char *code, const char *msg)
+{
+    if (j->dlq_fd < 0) {
+        return;
+    }
+    const char *rec;
+    size_t len;
+    row_record(j, o, &rec, &len);
+    const char *name = o != NULL && o->source >= 0 &&
+                               (size_t)o->source < j->nsources
+                           ? j->sources[o->source].shown
+                           : "(derived)";
+    dlq_add(j, name, o != NULL ? o->position : -1, o != NULL ? o->line : 0,
+            code, msg, rec, len);
+}
+
 
 /* ---- Reporting ---------------------------------------------------------- */
 
@@ -141,7 +519,9 @@ static void on_bad_record(void *arg, int64_t position, int64_t line,
                           const char *msg)
 {
     struct job_source *s = arg;
-    /* The job pointer is not needed: counting happens in the report. */
+    s->bad++;
+    dlq_add(s->job, s->shown, position, line, "decode_error", msg, record,
+            record_len);
     if (s->bad_reported++ < 10) {
         int shown = record_len > 120 ? 120 : (int)record_len;
         while (shown > 0 && (record[shown - 1] == '\n' ||
@@ -178,6 +558,7 @@ static void on_row_error(void *arg, const struct velo_op *op,
 {
     struct velo_job *j = arg;
     j->stats.failed_rows++;
+    dlq_row(j, origin, eval_error_code(code), msg);
     if (!job_may_report(j)) {
         return;
     }
@@ -200,12 +581,19 @@ static void on_late_row(void *arg, const struct velo_op *op,
 {
     struct velo_job *j = arg;
     j->stats.late_rows++;
-    if (!job_may_report(j)) {
-        return;
-    }
     char et[40], wm[40];
     velo_format_timestamp(event_time_us, et, sizeof(et));
     velo_format_timestamp(watermark_us, wm, sizeof(wm));
+    if (j->plan != NULL && j->plan->late_dead_letter) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "event time %s is before the watermark "
+                                   "%s (its window already closed)",
+                 et, wm);
+        dlq_row(j, origin, "late_row", msg);
+    }
+    if (!job_may_report(j)) {
+        return;
+    }
     velo_log_warn("%s: late row dropped: event time %s is before the "
                   "watermark %s (its window already closed)",
                   origin != NULL ? job_source_name(j, origin->source)
@@ -243,6 +631,8 @@ static struct job_source *add_source(struct velo_job *j, const char *name)
         return NULL;
     }
     velo_uri_redact(name, s->shown, sizeof(s->shown));
+    s->job = j;
+    s->pos_len = -1;
     s->ts_col = -1;
     s->line = 1;
     j->nsources++;
@@ -257,6 +647,10 @@ static int source_fill(struct job_source *s)
     s->sb.capacity = JOB_PAYLOADS;
     s->sb.payload = s->payload;
     s->sb.meta = s->meta;
+    /* Headers are asked of message sources only (ABI 1.1). */
+    s->sb.headers = (s->conn->vt->flags & VELO_CONNECTOR_RECORD_SOURCE) != 0
+                        ? s->headers
+                        : NULL;
     s->next_payload = 0;
     for (size_t i = 0; i < JOB_PAYLOADS; i++) {
         s->meta[i].timestamp_us = INT64_MIN;
@@ -264,6 +658,8 @@ static int source_fill(struct job_source *s)
         s->meta[i].offset = -1;
         s->meta[i].key.ptr = NULL;
         s->meta[i].key.len = 0;
+        s->headers[i].ptr = NULL;
+        s->headers[i].len = 0;
     }
     int rc = s->conn->vt->source_read(&s->ins, &s->sb);
     if (rc == VELO_OK && s->sb.count == 0) {
@@ -272,27 +668,116 @@ static int source_fill(struct job_source *s)
     return rc;
 }
 
+/* `velo test`: the URI a source is rebound to, or NULL. */
+static const char *rebind_uri(const struct velo_job *j, const char *name)
+{
+    for (size_t i = 0; i < j->opts.nrebind; i++) {
+        if (j->opts.rebind[i].name != NULL &&
+            strcmp(j->opts.rebind[i].name, name) == 0) {
+            return j->opts.rebind[i].uri;
+        }
+    }
+    return NULL;
+}
+
+/* The format a rebound source is read in: from the URI's extension (the
+ * source's own options when the kind is the same, so a CSV's delimiter
+ * survives); JSON Lines when the extension says nothing. */
+static void rebind_format(const char *uri, const struct velo_format_opts *own,
+                          struct velo_format_opts *out)
+{
+    size_t n = strlen(uri);
+    const char *q = strchr(uri, '?');
+    if (q != NULL) {
+        n = (size_t)(q - uri);
+    }
+    int kind = VELO_FORMAT_JSON;
+    char delim = ',';
+    if (n >= 4 && strncasecmp(uri + n - 4, ".csv", 4) == 0) {
+        kind = VELO_FORMAT_CSV;
+    } else if (n >= 4 && strncasecmp(uri + n - 4, ".tsv", 4) == 0) {
+        kind = VELO_FORMAT_CSV;
+        delim = '\t';
+    }
+    if (own->kind == kind) {
+        *out = *own;
+        return;
+    }
+    velo_format_opts_default(out, kind);
+    out->delimiter = delim;
+}
+
+/* ctx->wake: a source has data (or a sink has room). May run on any
+ * thread (librdkafka's), so it only writes to the eventfd. */
+static void job_wake(void *arg)
+{
+    struct velo_job *j = arg;
+    uint64_t one = 1;
+    ssize_t w = write(j->wake_fd, &one, sizeof(one));
+    (void)w; /* full (EAGAIN): a wake is already pending */
+}
+
+/* Nothing moved: wait for a source's wake, at most JOB_IDLE_POLL_MS (for
+ * sources that cannot wake us: a watched file, stdin between lines). */
+static void job_idle_wait(struct velo_job *j)
+{
+    if (j->wake_fd < 0) {
+        poll(NULL, 0, JOB_IDLE_POLL_MS);
+        return;
+    }
+    struct pollfd p = {.fd = j->wake_fd, .events = POLLIN};
+    if (poll(&p, 1, JOB_IDLE_POLL_MS) > 0) {
+        uint64_t n;
+        ssize_t r = read(j->wake_fd, &n, sizeof(n));
+        (void)r;
+    }
+}
+
 static int open_source(struct velo_job *j, struct job_source *s,
                        const struct velo_plan_source *src, char *err,
                        size_t errlen)
 {
-    char redacted[256];
-    if (src->uri != NULL) {
-        velo_uri_redact(src->uri, redacted, sizeof(redacted));
-    } else {
-        snprintf(redacted, sizeof(redacted), "%s_source", src->conn->name);
+    const struct velo_connector_ref *conn = src->conn;
+    const char *uri = src->uri;
+    const struct velo_property *props = src->props;
+    size_t nprops = src->nprops;
+    const char *rb = rebind_uri(j, src->name);
+    if (rb != NULL) {
+        /* The test's input replaces the connector: none of the source's
+         * own connector properties apply to it. */
+        char scheme[32];
+        const char *rest = NULL;
+        if (velo_uri_split(rb, scheme, sizeof(scheme), &rest) != VELO_OK ||
+            (conn = velo_connectors_by_scheme(j->connectors, scheme)) ==
+                NULL) {
+            snprintf(err, errlen, "source '%s' is rebound to '%s', whose "
+                                  "scheme no connector reads; use "
+                                  "file:///path/to/input.jsonl",
+                     s->shown, rb);
+            return VELO_ERR;
+        }
+        uri = rb;
+        props = NULL;
+        nprops = 0;
+        s->rebind_uri = rb;
+        rebind_format(rb, &src->format, &s->rebind_fmt);
     }
-    snprintf(s->label, sizeof(s->label), "%s:%s", src->conn->name,
-             s->shown);
-    s->conn = src->conn;
+    char redacted[256];
+    if (uri != NULL) {
+        velo_uri_redact(uri, redacted, sizeof(redacted));
+    } else {
+        snprintf(redacted, sizeof(redacted), "%s_source", conn->name);
+    }
+    snprintf(s->label, sizeof(s->label), "%s:%s", conn->name, s->shown);
+    s->conn = conn;
     if (s->conn->vt->source_create == NULL || s->conn->vt->source_read ==
                                                   NULL) {
         snprintf(err, errlen, "connector '%s' cannot read (it has no "
-                              "source)", src->conn->name);
+                              "source)", conn->name);
         return VELO_ERR;
     }
     const char *bad_key = NULL;
-    if (velo_connector_config_fill(src->conn, src->props, src->nprops, NULL,
+    if (velo_connector_config_fill(conn, props, nprops, NULL,
                                    &s->conn_config, &bad_key, err,
                                    errlen) != VELO_OK) {
         return VELO_ERR;
@@ -300,12 +785,12 @@ static int open_source(struct velo_job *j, struct job_source *s,
     struct velo_connector_ctx ctx = {
         .job = j->opts.filename,
         .name = src->name,
-        .uri = src->uri,
-        .props = src->props,
-        .nprops = src->nprops,
+        .uri = uri,
+        .props = props,
+        .nprops = nprops,
         .base = NULL,
-        .wake = NULL,
-        .wake_arg = NULL,
+        .wake = j->wake_fd >= 0 ? job_wake : NULL,
+        .wake_arg = j,
     };
     s->ins.host = velo_host_api();
     s->ins.name = s->label;
@@ -437,7 +922,9 @@ static int job_source_schema(void *arg, const struct velo_plan_source *src,
         sample = tmp.data != NULL ? tmp.data : "";
         len = tmp.len;
     }
-    *out = velo_infer_schema(&src->format, sample, len, err, errlen);
+    *out = velo_infer_schema(s->rebind_uri != NULL ? &s->rebind_fmt
+                                                   : &src->format,
+                             sample, len, err, errlen);
     velo_buf_free(&tmp);
     *bounded = s->info.bounded;
     return *out != NULL ? VELO_OK : VELO_ERR;
@@ -460,6 +947,9 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
             }
         }
         s->ps = ps;
+        if (s->rebind_uri != NULL) {
+            ps->format = s->rebind_fmt; /* decode what the test gives */
+        }
         s->ts_col = velo_schema_find(ps->schema, VELO_COL_TIMESTAMP);
         s->dec = velo_decoder_create(&ps->format, ps->schema, ps->needed, err,
                                      sizeof(err));
@@ -475,7 +965,19 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
         s->header_pending = ps->format.kind == VELO_FORMAT_CSV &&
                             ps->format.header;
     }
-    (void)diags;
+    /* A rebinding that names no source of the plan is a typo in the
+     * test, not something to ignore. */
+    for (size_t i = 0; i < j->opts.nrebind; i++) {
+        const char *name = j->opts.rebind[i].name;
+        if (name == NULL || find_source(j, name) == NULL) {
+            sql_diag_noplace(diags, SQL_ERROR, "V8002",
+                             "name a source the application reads (FROM)",
+                             "the test rebinds source '%s', which the "
+                             "application does not read",
+                             name != NULL ? name : "(null)");
+            return VELO_ERR;
+        }
+    }
     return VELO_OK;
 }
 
@@ -484,10 +986,10 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
 /* Hand records to the sink, waiting while it is full (VELO_AGAIN: the
  * sink took none of them, so the call is repeated as is). */
 static int sink_write_all(struct job_sink *k, const struct velo_str *recs,
-                          size_t n)
+                          const struct velo_record_meta *meta, size_t n)
 {
     for (;;) {
-        int rc = k->ps->conn->vt->sink_write(&k->ins, recs, NULL, n);
+        int rc = k->conn->vt->sink_write(&k->ins, recs, meta, n);
         if (rc == VELO_OK) {
             return VELO_OK;
         }
@@ -509,7 +1011,7 @@ static int sink_write_out(struct job_sink *k)
         return k->failed ? VELO_ERR : VELO_OK;
     }
     struct velo_str rec = {k->out.data, k->out.len};
-    if (sink_write_all(k, &rec, 1) != VELO_OK) {
+    if (sink_write_all(k, &rec, NULL, 1) != VELO_OK) {
         return VELO_ERR;
     }
     k->out.len = 0;
@@ -519,6 +1021,128 @@ static int sink_write_out(struct job_sink *k)
 /* A record sink gets one encoded row per record: each live row is encoded
  * on its own (through a one-row selection of the same batch, no copy), then
  * the batch's rows go out in one sink_write. */
+/* One key value as text: strings as they are, numbers and times as the
+ * CSV encoder writes them. @return VELO_OK, or VELO_DECLINED for NULL. */
+static int key_text(struct velo_buf *o, const struct velo_column *c,
+                    size_t r, int json)
+{
+    if (c->has_nulls && c->nulls[r]) {
+        return json ? velo_buf_append(o, "null", 4) : VELO_DECLINED;
+    }
+    char tmp[64];
+    size_t n = 0;
+    switch (c->type.id) {
+    case VELO_TYPE_STRING:
+    case VELO_TYPE_JSON:
+    case VELO_TYPE_BYTES:
+        if (!json) {
+            return velo_buf_append(o, c->v.str[r].ptr, c->v.str[r].len);
+        }
+        if (velo_buf_append(o, "\"", 1) != VELO_OK) {
+            return VELO_ERR;
+        }
+        for (size_t i = 0; i < c->v.str[r].len; i++) {
+            unsigned char ch = (unsigned char)c->v.str[r].ptr[i];
+            char e[8];
+            size_t en = 1;
+            e[0] = (char)ch;
+            if (ch == '"' || ch == '\\') {
+                e[0] = '\\';
+                e[1] = (char)ch;
+                en = 2;
+            } else if (ch < 0x20) {
+                en = (size_t)snprintf(e, sizeof(e), "\\u%04x", ch);
+            }
+            if (velo_buf_append(o, e, en) != VELO_OK) {
+                return VELO_ERR;
+            }
+        }
+        return velo_buf_append(o, "\"", 1);
+    case VELO_TYPE_BOOLEAN:
+        return c->v.u8[r] ? velo_buf_append(o, "true", 4)
+                          : velo_buf_append(o, "false", 5);
+    case VELO_TYPE_DOUBLE:
+        n = velo_format_double(c->v.f64[r], tmp, sizeof(tmp));
+        break;
+    case VELO_TYPE_DECIMAL:
+        n = velo_format_decimal(c->v.i64[r], c->type.scale, tmp);
+        if (json) {
+            /* as the JSON encoder writes DECIMAL: a string */
+            memmove(tmp + 1, tmp, n);
+            tmp[0] = '"';
+            tmp[n + 1] = '"';
+            n += 2;
+        }
+        break;
+    case VELO_TYPE_TIMESTAMP:
+        tmp[0] = '"';
+        n = velo_format_timestamp(c->v.i64[r], tmp + json, sizeof(tmp) - 2);
+        if (json) {
+            tmp[n + 1] = '"';
+            n += 2;
+        }
+        break;
+    default:
+        n = (size_t)snprintf(tmp, sizeof(tmp), "%lld",
+                             (long long)c->v.i64[r]);
+        break;
+    }
+    return velo_buf_append(o, tmp, n);
+}
+
+/* meta[i].key of each row: one key column's text, or a JSON object of
+ * several. Rows whose single key is NULL get no key. */
+static int sink_keys(struct job_sink *k, const struct velo_batch *b,
+                     size_t n)
+{
+    const struct velo_plan_sink *ps = k->ps;
+    k->keybuf.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t r = b->sel != NULL ? b->sel[i] : i;
+        size_t start = k->keybuf.len;
+        int rc;
+        if (ps->nkeys == 1) {
+            rc = key_text(&k->keybuf, &b->cols[ps->key_cols[0]], r, 0);
+        } else {
+            rc = velo_buf_append(&k->keybuf, "{", 1);
+            for (size_t c = 0; rc == VELO_OK && c < ps->nkeys; c++) {
+                const char *nm = b->schema->fields[ps->key_cols[c]].name;
+                rc = (c > 0 ? velo_buf_append(&k->keybuf, ",", 1) : VELO_OK);
+                if (rc == VELO_OK) {
+                    rc = velo_buf_append(&k->keybuf, "\"", 1);
+                }
+                if (rc == VELO_OK) {
+                    rc = velo_buf_append(&k->keybuf, nm, strlen(nm));
+                }
+                if (rc == VELO_OK) {
+                    rc = velo_buf_append(&k->keybuf, "\":", 2);
+                }
+                if (rc == VELO_OK) {
+                    rc = key_text(&k->keybuf, &b->cols[ps->key_cols[c]], r,
+                                  1);
+                }
+            }
+            if (rc == VELO_OK) {
+                rc = velo_buf_append(&k->keybuf, "}", 1);
+            }
+        }
+        if (rc == VELO_ERR) {
+            return VELO_ERR;
+        }
+        k->kmeta[i].timestamp_us = INT64_MIN;
+        k->kmeta[i].partition = -1;
+        k->kmeta[i].offset = -1;
+        k->kends[i] = rc == VELO_DECLINED ? (size_t)-1 : start;
+        k->kmeta[i].key.len = rc == VELO_DECLINED ? 0 : k->keybuf.len - start;
+    }
+    /* The buffer may have moved while it grew: point at it now. */
+    for (size_t i = 0; i < n; i++) {
+        k->kmeta[i].key.ptr =
+            k->kends[i] == (size_t)-1 ? NULL : k->keybuf.data + k->kends[i];
+    }
+    return VELO_OK;
+}
+
 static int sink_records(struct job_sink *k, struct velo_batch *b)
 {
     size_t n = velo_batch_live(b);
@@ -552,7 +1176,11 @@ static int sink_records(struct job_sink *k, struct velo_batch *b)
         k->recs[i].len = len;
         start = end;
     }
-    if (sink_write_all(k, k->recs, n) != VELO_OK) {
+    if (k->kmeta != NULL && sink_keys(k, b, n) != VELO_OK) {
+        velo_log_error("sink %s: out of memory encoding keys", k->ps->name);
+        return VELO_ERR;
+    }
+    if (sink_write_all(k, k->recs, k->kmeta, n) != VELO_OK) {
         return VELO_ERR;
     }
     k->out.len = 0;
@@ -593,11 +1221,11 @@ static int sink_on_finish(void *arg)
     if (sink_write_out(k) != VELO_OK) {
         return VELO_ERR;
     }
-    if (k->ps->conn->vt->sink_flush == NULL) {
+    if (k->conn->vt->sink_flush == NULL) {
         return VELO_OK;
     }
     for (;;) {
-        int rc = k->ps->conn->vt->sink_flush(&k->ins);
+        int rc = k->conn->vt->sink_flush(&k->ins);
         if (rc == VELO_OK) {
             return VELO_OK;
         }
@@ -611,6 +1239,40 @@ static int sink_on_finish(void *arg)
     }
 }
 
+/* `velo test`: where a sink's output is captured instead, as
+ * <capture_dir>/<target>.jsonl (a bare SELECT: select-<n>.jsonl, n
+ * counting the file's SELECTs from 1). @return malloc'd path or NULL. */
+static char *capture_path(const struct velo_job *j,
+                          const struct velo_plan_sink *ps)
+{
+    const struct velo_plan_statement *st =
+        ps->statement < j->plan->nstatements
+            ? &j->plan->statements[ps->statement]
+            : NULL;
+    char name[300];
+    if (st != NULL && st->target != NULL) {
+        /* A target is an SQL name; keep it one path component. */
+        size_t n = 0;
+        for (const char *c = st->target; *c != '\0' && n < 255; c++) {
+            name[n++] = *c == '/' ? '_' : *c;
+        }
+        name[n] = '\0';
+    } else {
+        size_t nth = 0;
+        for (size_t i = 0; i <= ps->statement && i < j->plan->nstatements;
+             i++) {
+            nth += j->plan->statements[i].target == NULL;
+        }
+        snprintf(name, sizeof(name), "select-%zu", nth ? nth : 1);
+    }
+    size_t len = strlen(j->opts.capture_dir) + strlen(name) + 8;
+    char *path = malloc(len);
+    if (path != NULL) {
+        snprintf(path, len, "%s/%s.jsonl", j->opts.capture_dir, name);
+    }
+    return path;
+}
+
 static int setup_sinks(struct velo_job *j)
 {
     j->sinks = calloc(j->plan->nsinks ? j->plan->nsinks : 1,
@@ -618,23 +1280,66 @@ static int setup_sinks(struct velo_job *j)
     if (j->sinks == NULL) {
         return VELO_ERR;
     }
+    const struct velo_connector_ref *file_conn = NULL;
+    if (j->opts.capture_dir != NULL) {
+        file_conn = velo_connectors_by_scheme(j->connectors, "file");
+        if (file_conn == NULL) {
+            velo_log_error("capturing output needs the file connector");
+            return VELO_ERR;
+        }
+    }
     for (size_t i = 0; i < j->plan->nsinks; i++) {
         struct velo_plan_sink *ps = &j->plan->sinks[i];
         struct job_sink *k = &j->sinks[i];
         j->nsinks++;
         k->ps = ps;
         k->job = j;
-        snprintf(k->label, sizeof(k->label), "%s:%s", ps->conn->name,
+        k->conn = ps->conn;
+        k->fmt = ps->format;
+        const struct velo_property *props = ps->props;
+        size_t nprops = ps->nprops;
+        const char *uri = ps->uri;
+        /* Captured: path and append (several statements may write one
+         * target; the file is emptied once, by its first sink). */
+        struct velo_property cprops[3];
+        if (file_conn != NULL) {
+            k->capture_path = capture_path(j, ps);
+            if (k->capture_path == NULL) {
+                velo_log_error("sink %s: out of memory", ps->name);
+                return VELO_ERR;
+            }
+            int first = 1;
+            for (size_t e = 0; e < i; e++) {
+                if (strcmp(j->sinks[e].capture_path, k->capture_path) ==
+                    0) {
+                    first = 0;
+                }
+            }
+            if (first && unlink(k->capture_path) != 0 && errno != ENOENT) {
+                velo_log_error("sink %s: cannot replace %s: %s", ps->name,
+                               k->capture_path, strerror(errno));
+                return VELO_ERR;
+            }
+            cprops[0] = (struct velo_property){"path", k->capture_path};
+            cprops[1] = (struct velo_property){"append", "true"};
+            cprops[2] = (struct velo_property){"fsync", "false"};
+            props = cprops;
+            nprops = 3;
+            uri = NULL;
+            k->conn = file_conn;
+            velo_format_opts_default(&k->fmt, VELO_FORMAT_JSON);
+        }
+        snprintf(k->label, sizeof(k->label), "%s:%s", k->conn->name,
                  ps->name);
-        if (ps->conn->vt->sink_create == NULL ||
-            ps->conn->vt->sink_write == NULL) {
+        if (k->conn->vt->sink_create == NULL ||
+            k->conn->vt->sink_write == NULL) {
             velo_log_error("sink %s: connector '%s' cannot write", ps->name,
-                           ps->conn->name);
+                           k->conn->name);
             return VELO_ERR;
         }
         char err[512];
         const char *bad_key = NULL;
-        if (velo_connector_config_fill(ps->conn, ps->props, ps->nprops, NULL,
+        if (velo_connector_config_fill(k->conn, props, nprops, NULL,
                                        &k->conn_config, &bad_key, err,
                                        sizeof(err)) != VELO_OK) {
             velo_log_error("sink %s: %s", ps->name, err);
@@ -643,13 +1348,13 @@ static int setup_sinks(struct velo_job *j)
         struct velo_connector_ctx ctx = {
             .job = j->opts.filename,
             .name = ps->name,
-            .uri = ps->uri,
-            .props = ps->props,
-            .nprops = ps->nprops,
+            .uri = uri,
+            .props = props,
+            .nprops = nprops,
         };
         k->ins.host = velo_host_api();
         k->ins.name = k->label;
-        if (ps->conn->vt->sink_create(&k->ins, k->conn_config, &ctx) !=
+        if (k->conn->vt->sink_create(&k->ins, k->conn_config, &ctx) !=
             VELO_OK) {
             velo_log_error("sink %s: cannot open; the reason is logged "
                            "above", ps->name);
@@ -657,7 +1362,7 @@ static int setup_sinks(struct velo_job *j)
             k->failed = 1;
             return VELO_ERR;
         }
-        k->records = (ps->conn->vt->flags & VELO_CONNECTOR_RECORD_SINK) != 0;
+        k->records = (k->conn->vt->flags & VELO_CONNECTOR_RECORD_SINK) != 0;
         if (k->records) {
             k->recs = calloc(j->env.batch_cap, sizeof(*k->recs));
             k->ends = calloc(j->env.batch_cap, sizeof(*k->ends));
@@ -665,8 +1370,17 @@ static int setup_sinks(struct velo_job *j)
                 velo_log_error("sink %s: out of memory", ps->name);
                 return VELO_ERR;
             }
+            /* Keyed output (PRIMARY KEY, GROUP BY): each record's key. */
+            if (ps->nkeys > 0 && k->capture_path == NULL) {
+                k->kmeta = calloc(j->env.batch_cap, sizeof(*k->kmeta));
+                k->kends = calloc(j->env.batch_cap, sizeof(*k->kends));
+                if (k->kmeta == NULL || k->kends == NULL) {
+                    velo_log_error("sink %s: out of memory", ps->name);
+                    return VELO_ERR;
+                }
+            }
         }
-        k->enc = velo_encoder_create(&ps->format, ps->schema, ps->changelog);
+        k->enc = velo_encoder_create(&k->fmt, ps->schema, ps->changelog);
         k->op = velo_op_callback(&j->env, ps->schema, sink_on_batch,
                                  sink_on_finish, k, k->label);
         if (k->enc == NULL || k->op == NULL ||
@@ -688,6 +1402,8 @@ struct velo_job *velo_job_prepare(const char *sql, size_t len,
     if (j == NULL) {
         return NULL;
     }
+    j->wake_fd = -1; /* destroy closes these only once opened */
+    j->dlq_fd = -1;
     j->opts = *opts;
     j->funcs = velo_funcs_create();
     j->connectors = velo_connectors_create(opts->plugins);
@@ -716,6 +1432,11 @@ struct velo_job *velo_job_prepare(const char *sql, size_t len,
             }
         }
     }
+    j->dlq_fd = -1;
+    j->dlq_resume_len = -1;
+    j->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    velo_sw_init(&j->ckw);
+    velo_sw_init(&j->opw);
     j->env.funcs = j->funcs;
     j->env.batch_cap = opts->batch_rows ? opts->batch_rows : VELO_BATCH_ROWS;
     j->env.on_row_error = on_row_error;
@@ -744,6 +1465,10 @@ struct velo_job *velo_job_prepare(const char *sql, size_t len,
         return NULL;
     }
     if (setup_sources(j, diags) != VELO_OK || setup_sinks(j) != VELO_OK) {
+        velo_job_destroy(j);
+        return NULL;
+    }
+    if (opts->state_dir != NULL && ckpt_prepare(j, diags) != VELO_OK) {
         velo_job_destroy(j);
         return NULL;
     }
@@ -813,8 +1538,24 @@ static int push_batch(struct velo_job *j, struct job_source *s)
         return VELO_OK;
     }
     j->stats.records_in += s->batch->nrows;
+    s->records += s->batch->nrows;
     int rc = velo_op_push(s->ps->entry, s->batch);
     velo_batch_reset(s->batch);
+    /* Latency from the start of the batch's decode to the end of its
+     * push: one clock read per batch (the end of one push starts the
+     * next batch's decode). */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double lat = (double)(now.tv_sec - s->batch_t0.tv_sec) +
+                 (double)(now.tv_nsec - s->batch_t0.tv_nsec) / 1e9;
+    s->batch_t0 = now;
+    j->stats.batches++;
+    j->stats.batch_latency_sum_s += lat;
+    for (size_t i = 0; i < VELO_JOB_LATENCY_BUCKETS; i++) {
+        if (lat <= velo_job_latency_bounds[i]) {
+            j->stats.batch_latency_le[i]++;
+        }
+    }
     progress(j, 0);
     return rc;
 }
@@ -871,12 +1612,20 @@ static int decode_view(struct velo_job *j, struct job_source *s, int eof)
             return VELO_ERR;
         }
         s->header_pending = 0;
+        s->header.len = 0;
+        if (velo_buf_append(&s->header, s->view, hlen) != VELO_OK) {
+            return VELO_ERR;
+        }
+        s->header_known = 1;
         size_t skip = nl != NULL ? hlen + 1 : hlen;
         s->view += skip;
         s->view_len -= skip;
         s->position += (int64_t)skip;
         s->line++;
     }
+    s->region = s->view;
+    s->region_len = s->view_len;
+    s->region_pos = s->position;
     while (s->view_len > 0) {
         size_t before = s->batch->nrows;
         size_t used = velo_decode_stream(s->dec, s->view, s->view_len, eof,
@@ -884,6 +1633,7 @@ static int decode_view(struct velo_job *j, struct job_source *s, int eof)
                                          s->position, s->line, &rep);
         stamp_rows(j, s, before, NULL);
         j->stats.bytes_in += used;
+        s->bytes += used;
         s->line += count_lines(s->view, used);
         s->view += used;
         s->view_len -= used;
@@ -951,6 +1701,35 @@ static int feed_chunk(struct velo_job *j, struct job_source *s,
 
 /* One step of a source. @return 1 when it made progress, 0 when idle,
  * VELO_ERR on failure. */
+static int64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* An idle source stops holding back the watermark of the joins and
+ * unions it feeds; its next data makes it count again. */
+static void source_idle_check(struct job_source *s, int moved)
+{
+    int64_t now = mono_us();
+    if (moved || s->last_data_us == 0) {
+        s->last_data_us = now;
+        if (s->idle) {
+            s->idle = 0;
+            velo_op_idle(s->ps->entry, 0);
+        }
+        return;
+    }
+    if (!s->idle && now - s->last_data_us >= s->ps->idle_timeout_us) {
+        s->idle = 1;
+        velo_log_info("source %s: idle for %lld ms; it no longer holds "
+                      "back the watermark",
+                      s->shown, (long long)(s->ps->idle_timeout_us / 1000));
+        velo_op_idle(s->ps->entry, 1);
+    }
+}
+
 static int source_step(struct velo_job *j, struct job_source *s)
 {
     if (s->carry_fresh) {
@@ -986,6 +1765,10 @@ static int source_step(struct velo_job *j, struct job_source *s)
             s->eof = 1;
             return 1;
         }
+        if (rc == VELO_OK && s->batch->nrows == 0) {
+            /* New input after a pause: its batches start now. */
+            clock_gettime(CLOCK_MONOTONIC, &s->batch_t0);
+        }
         if (rc == VELO_AGAIN) {
             return 0;
         }
@@ -1007,20 +1790,21 @@ static int source_step(struct velo_job *j, struct job_source *s)
     struct velo_decode_report rep = {.bad_record = on_bad_record, .arg = s};
     while (s->next_payload < s->sb.count) {
         size_t before = s->batch->nrows;
-        size_t used = velo_decode_records(
+        size_t used = velo_decode_messages(
             s->dec, &s->payload[s->next_payload], &s->meta[s->next_payload],
+            s->sb.headers != NULL ? &s->headers[s->next_payload] : NULL,
             s->sb.count - s->next_payload, s->batch,
             (int32_t)(s - j->sources), &rep);
-        /* Per-record source timestamps. */
+        /* The decoder set each row's source timestamp; rows of records
+         * without one arrive now. */
         if (s->ts_col >= 0) {
             struct velo_column *c = &s->batch->cols[s->ts_col];
             int64_t now = job_now_us(j);
             for (size_t r = before; r < s->batch->nrows; r++) {
-                size_t p = s->next_payload + (r - before);
-                int64_t ts = p < s->sb.count ? s->meta[p].timestamp_us
-                                             : INT64_MIN;
-                c->v.i64[r] = ts != INT64_MIN ? ts : now;
-                c->nulls[r] = 0;
+                if (c->nulls[r]) {
+                    c->v.i64[r] = now;
+                    c->nulls[r] = 0;
+                }
             }
         }
         s->next_payload += used;
@@ -1061,22 +1845,29 @@ static int flush_sinks(struct velo_job *j)
             rc = VELO_ERR;
         }
     }
+    if (dlq_flush(j) != VELO_OK) {
+        rc = VELO_ERR;
+    }
     return rc;
 }
 
-/* Make every sink durable (write what is buffered, then sink_flush). */
+/* Make every sink durable (write what is buffered, then sink_flush), and
+ * the dead letters. */
 static int make_sinks_durable(struct velo_job *j)
 {
+    if (dlq_sync(j) != VELO_OK) {
+        return VELO_ERR;
+    }
     for (size_t i = 0; i < j->nsinks; i++) {
         struct job_sink *k = &j->sinks[i];
         if (sink_write_out(k) != VELO_OK) {
             return VELO_ERR;
         }
-        if (k->ps->conn->vt->sink_flush == NULL) {
+        if (k->conn->vt->sink_flush == NULL) {
             continue;
         }
         for (;;) {
-            int rc = k->ps->conn->vt->sink_flush(&k->ins);
+            int rc = k->conn->vt->sink_flush(&k->ins);
             if (rc == VELO_OK) {
                 break;
             }
@@ -1150,23 +1941,666 @@ static int64_t ns_since(const struct timespec *t)
            (now.tv_nsec - t->tv_nsec);
 }
 
+/* ---- Checkpoints -------------------------------------------------------- */
+
+/* <state_dir>/checkpoint, all integers little-endian:
+ *   "VELOCKPT" u32 version u64 plan fingerprint
+ *   u8 finished (written after the end of bounded input)
+ *   u32 nsinks    { bytes name, u8 header_done, u8 has, bytes position }
+ *   u32 nsources  { bytes name, u8 has, bytes position, bytes carry,
+ *                   i64 stream offset of the carry, i64 its line,
+ *                   u8 header_known, bytes header }
+ *   u32 nops      { u32 index in plan->ops, u32 crc, bytes snapshot }
+ *   u64 counters x7, u64 dead-letter file length
+ *   u32 CRC-32 of everything before it
+ * A source's position is where its connector will read next; the carry
+ * is what it had read but not yet decoded (a partial record), decoded
+ * first on resume. Sinks' positions are taken after they are durable,
+ * before the sources' and the operators': the state describes exactly
+ * the input whose effects are in the sinks. */
+#define CKPT_MAGIC "VELOCKPT"
+#define CKPT_VERSION 1u
+#define CKPT_HEAD (8 + 4 + 8)
+
+static uint32_t crc32_of(const uint8_t *p, size_t n)
+{
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) {
+                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            }
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+
+static int write_file_durably(const char *tmp, const char *path,
+                              const char *dir, const uint8_t *p, size_t n)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        velo_log_error("checkpoint: cannot create %s: %s", tmp,
+                       strerror(errno));
+        return VELO_ERR;
+    }
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            velo_log_error("checkpoint: cannot write %s: %s", tmp,
+                           strerror(errno));
+            close(fd);
+            return VELO_ERR;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        velo_log_error("checkpoint: cannot fsync %s: %s", tmp,
+                       strerror(errno));
+        close(fd);
+        return VELO_ERR;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        velo_log_error("checkpoint: cannot rename %s to %s: %s", tmp, path,
+                       strerror(errno));
+        return VELO_ERR;
+    }
+    if (velo_fsync_dir(dir) != VELO_OK) {
+        velo_log_error("checkpoint: cannot fsync the directory %s: %s", dir,
+                       strerror(errno));
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+/* Can every source be described now? Only between records: a sample not
+ * yet decoded or record payloads not yet consumed are not a position. */
+static int ckpt_consistent(const struct velo_job *j)
+{
+    for (size_t i = 0; i < j->nsources; i++) {
+        const struct job_source *s = &j->sources[i];
+        if (s->ps != NULL && (s->carry_fresh ||
+                              (!s->info.byte_stream &&
+                               s->next_payload < s->sb.count))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int job_checkpoint(struct velo_job *j, int finished, int commit)
+{
+    if (!ckpt_consistent(j)) {
+        return VELO_OK; /* at the next turn */
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (make_sinks_durable(j) != VELO_OK) {
+        return VELO_ERR;
+    }
+    struct velo_state_writer *w = &j->ckw;
+    velo_sw_reset(w);
+    velo_sw_raw(w, CKPT_MAGIC, 8);
+    velo_sw_u32(w, CKPT_VERSION);
+    velo_sw_u64(w, j->plan->fingerprint);
+    velo_sw_u8(w, (uint8_t)(finished != 0));
+
+    velo_sw_u32(w, (uint32_t)j->nsinks);
+    for (size_t i = 0; i < j->nsinks; i++) {
+        struct job_sink *k = &j->sinks[i];
+        velo_sw_bytes(w, k->ps->name, strlen(k->ps->name));
+        velo_sw_u8(w, (uint8_t)k->header_done);
+        int n = -1;
+        if (VELO_VTABLE_HAS(k->conn->vt, sink_position)) {
+            n = k->conn->vt->sink_position(&k->ins, j->scratch,
+                                           JOB_POSITION_MAX);
+            if (n < 0) {
+                velo_log_error("checkpoint: sink %s could not say what is "
+                               "durable; the reason is logged above",
+                               k->ps->name);
+                return VELO_ERR;
+            }
+        }
+        velo_sw_u8(w, n >= 0);
+        velo_sw_bytes(w, j->scratch, n >= 0 ? (size_t)n : 0);
+    }
+
+    uint32_t nsrc = 0;
+    for (size_t i = 0; i < j->nsources; i++) {
+        nsrc += j->sources[i].ps != NULL;
+    }
+    velo_sw_u32(w, nsrc);
+    for (size_t i = 0; i < j->nsources; i++) {
+        struct job_source *s = &j->sources[i];
+        if (s->ps == NULL) {
+            continue;
+        }
+        velo_sw_bytes(w, s->name, strlen(s->name));
+        const struct velo_connector_vtable *vt = s->conn->vt;
+        s->pos_len = -1;
+        if (s->opened && vt->source_position != NULL) {
+            if (s->pos == NULL &&
+                (s->pos = malloc(JOB_POSITION_MAX)) == NULL) {
+                return VELO_ERR;
+            }
+            s->pos_len = vt->source_position(&s->ins, s->pos,
+                                             JOB_POSITION_MAX);
+            if (s->pos_len < 0) {
+                velo_log_error("checkpoint: source %s could not save its "
+                               "position", s->shown);
+                return VELO_ERR;
+            }
+        }
+        velo_sw_u8(w, s->pos_len >= 0);
+        velo_sw_bytes(w, s->pos, s->pos_len >= 0 ? (size_t)s->pos_len : 0);
+        velo_sw_bytes(w, s->carry.data, s->carry.len);
+        velo_sw_i64(w, s->position);
+        velo_sw_i64(w, s->line);
+        velo_sw_u8(w, (uint8_t)s->header_known);
+        velo_sw_bytes(w, s->header.data, s->header.len);
+    }
+
+    uint32_t nops = 0;
+    for (size_t i = 0; i < j->plan->nops; i++) {
+        nops += j->plan->ops[i]->ops->snapshot != NULL;
+    }
+    velo_sw_u32(w, nops);
+    for (size_t i = 0; i < j->plan->nops; i++) {
+        const struct velo_op *op = j->plan->ops[i];
+        if (op->ops->snapshot == NULL) {
+            continue;
+        }
+        velo_sw_reset(&j->opw);
+        if (op->ops->snapshot(op, &j->opw) != VELO_OK || j->opw.oom) {
+            velo_log_error("checkpoint: operator %s could not save its "
+                           "state (out of memory?)", op->ops->name);
+            return VELO_ERR;
+        }
+        velo_sw_u32(w, (uint32_t)i);
+        velo_sw_u32(w, crc32_of(j->opw.buf, j->opw.len));
+        velo_sw_bytes(w, j->opw.buf, j->opw.len);
+    }
+
+    const struct velo_job_stats *st = &j->stats;
+    velo_sw_u64(w, st->records_in);
+    velo_sw_u64(w, st->records_out);
+    velo_sw_u64(w, st->bad_records);
+    velo_sw_u64(w, st->failed_rows);
+    velo_sw_u64(w, st->late_rows);
+    velo_sw_u64(w, st->bytes_in);
+    velo_sw_u64(w, st->dead_lettered);
+    velo_sw_u64(w, j->dlq_len);
+    velo_sw_u32(w, crc32_of(w->buf, w->len));
+    if (w->oom) {
+        velo_log_error("checkpoint: out of memory");
+        return VELO_ERR;
+    }
+    if (write_file_durably(j->ckpt_tmp, j->ckpt_path, j->opts.state_dir,
+                           w->buf, w->len) != VELO_OK) {
+        return VELO_ERR;
+    }
+    /* The checkpoint covers everything read so far: only now may the
+     * sources acknowledge it upstream. */
+    for (size_t i = 0; commit && i < j->nsources; i++) {
+        struct job_source *s = &j->sources[i];
+        if (s->ps == NULL || s->pos_len < 0 ||
+            s->conn->vt->source_commit == NULL) {
+            continue;
+        }
+        if (s->conn->vt->source_commit(&s->ins, s->pos, (size_t)s->pos_len) !=
+            VELO_OK) {
+            velo_log_warn("source %s: acknowledging upstream failed; the "
+                          "checkpoint still holds its position",
+                          s->shown);
+        }
+    }
+    j->stats.checkpoints++;
+    j->stats.checkpoint_last_s = (double)ns_since(&t0) / 1e9;
+    j->stats.checkpoint_last_us = clock_now_us();
+    j->stats.checkpoint_bytes = w->len;
+    return VELO_OK;
+}
+
+struct ckpt_view {
+    struct velo_str name, pos, carry, header;
+    uint8_t has, flag, header_known;
+    int64_t position, line;
+};
+
+static int ckpt_corrupt(struct velo_job *j, struct velo_sql_diags *diags,
+                        const char *what)
+{
+    sql_diag_noplace(diags, SQL_ERROR, "V8003",
+                     "the file was damaged or edited; move it away or run "
+                     "with --reset-state to start over (outputs are then "
+                     "written again from the beginning)",
+                     "checkpoint %s cannot be used: %s", j->ckpt_path, what);
+    return VELO_ERR;
+}
+
+static int str_is(struct velo_str s, const char *z)
+{
+    size_t n = strlen(z);
+    return s.ptr != NULL && s.len == n && memcmp(s.ptr, z, n) == 0;
+}
+
+/* Verify the whole file before changing anything, then restore operators,
+ * seek sources, and last cut the sinks back (the only step that changes
+ * output files). */
+static int ckpt_load(struct velo_job *j, struct velo_sql_diags *diags,
+                     const uint8_t *buf, size_t len)
+{
+    if (len < CKPT_HEAD + 4 || memcmp(buf, CKPT_MAGIC, 8) != 0) {
+        return ckpt_corrupt(j, diags, "it is not a Velostream checkpoint");
+    }
+    struct velo_state_reader r;
+    velo_sr_init(&r, buf + 8, len - 8);
+    uint32_t version = velo_sr_u32(&r);
+    if (version != CKPT_VERSION) {
+        char what[160];
+        snprintf(what, sizeof(what), "it has format version %u; this "
+                                     "version of velo reads version %u",
+                 version, CKPT_VERSION);
+        return ckpt_corrupt(j, diags, what);
+    }
+    uint32_t want = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
+                    (uint32_t)buf[len - 2] << 16 |
+                    (uint32_t)buf[len - 1] << 24;
+    if (crc32_of(buf, len - 4) != want) {
+        return ckpt_corrupt(j, diags, "its checksum does not match");
+    }
+    uint64_t fp = velo_sr_u64(&r);
+    if (fp != j->plan->fingerprint) {
+        sql_diag_noplace(diags, SQL_ERROR, "V8001",
+                         "run with --reset-state to start over, or use "
+                         "another --state-dir for the new query",
+                         "checkpoint in %s was written by a different "
+                         "query (fingerprint %016llx, this query %016llx); "
+                         "run with --reset-state to start over",
+                         j->opts.state_dir, (unsigned long long)fp,
+                         (unsigned long long)j->plan->fingerprint);
+        return VELO_ERR;
+    }
+    velo_sr_init(&r, buf + CKPT_HEAD, len - CKPT_HEAD - 4);
+    int finished = velo_sr_u8(&r);
+
+    uint32_t nsinks = velo_sr_u32(&r);
+    if (nsinks != j->nsinks) {
+        return ckpt_corrupt(j, diags, "its sinks are not this query's");
+    }
+    struct ckpt_view *sk = calloc(nsinks + 1, sizeof(*sk));
+    struct ckpt_view *sv = calloc(j->nsources + 1, sizeof(*sv));
+    const struct velo_str **opv = calloc(j->plan->nops + 1, sizeof(*opv));
+    struct velo_str *opb = calloc(j->plan->nops + 1, sizeof(*opb));
+    int rc = VELO_ERR;
+    if (sk == NULL || sv == NULL || opv == NULL || opb == NULL) {
+        velo_log_error("checkpoint: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < nsinks; i++) {
+        sk[i].name = velo_sr_bytes(&r);
+        sk[i].flag = velo_sr_u8(&r);
+        sk[i].has = velo_sr_u8(&r);
+        sk[i].pos = velo_sr_bytes(&r);
+        if (!str_is(sk[i].name, j->sinks[i].ps->name)) {
+            ckpt_corrupt(j, diags, "its sinks are not this query's");
+            goto out;
+        }
+    }
+    uint32_t nsrc = velo_sr_u32(&r);
+    if (nsrc > j->nsources) {
+        ckpt_corrupt(j, diags, "its sources are not this query's");
+        goto out;
+    }
+    for (uint32_t i = 0; i < nsrc; i++) {
+        struct ckpt_view *v = &sv[i];
+        v->name = velo_sr_bytes(&r);
+        v->has = velo_sr_u8(&r);
+        v->pos = velo_sr_bytes(&r);
+        v->carry = velo_sr_bytes(&r);
+        v->position = velo_sr_i64(&r);
+        v->line = velo_sr_i64(&r);
+        v->header_known = velo_sr_u8(&r);
+        v->header = velo_sr_bytes(&r);
+        int found = 0;
+        for (size_t k = 0; k < j->nsources && !r.bad; k++) {
+            if (j->sources[k].ps != NULL &&
+                str_is(v->name, j->sources[k].name)) {
+                found = 1;
+            }
+        }
+        if (!r.bad && !found) {
+            ckpt_corrupt(j, diags, "its sources are not this query's");
+            goto out;
+        }
+    }
+    uint32_t nops = velo_sr_u32(&r);
+    for (uint32_t i = 0; i < nops && !r.bad; i++) {
+        uint32_t idx = velo_sr_u32(&r);
+        uint32_t crc = velo_sr_u32(&r);
+        struct velo_str b = velo_sr_bytes(&r);
+        if (r.bad) {
+            break;
+        }
+        if (idx >= j->plan->nops || opv[idx] != NULL ||
+            j->plan->ops[idx]->ops->restore == NULL) {
+            ckpt_corrupt(j, diags, "it holds state for an operator this "
+                                   "query does not have");
+            goto out;
+        }
+        if (crc32_of((const uint8_t *)b.ptr, b.len) != crc) {
+            ckpt_corrupt(j, diags, "an operator's state fails its "
+                                   "checksum");
+            goto out;
+        }
+        opb[idx] = b;
+        opv[idx] = &opb[idx];
+    }
+    struct velo_job_stats st = j->stats;
+    st.records_in = velo_sr_u64(&r);
+    st.records_out = velo_sr_u64(&r);
+    st.bad_records = velo_sr_u64(&r);
+    st.failed_rows = velo_sr_u64(&r);
+    st.late_rows = velo_sr_u64(&r);
+    st.bytes_in = velo_sr_u64(&r);
+    st.dead_lettered = velo_sr_u64(&r);
+    uint64_t dlq_len = velo_sr_u64(&r);
+    if (!velo_sr_ok(&r, 1)) {
+        ckpt_corrupt(j, diags, "it is truncated or malformed");
+        goto out;
+    }
+    for (size_t i = 0; i < j->plan->nops; i++) {
+        if (j->plan->ops[i]->ops->snapshot != NULL && opv[i] == NULL) {
+            ckpt_corrupt(j, diags, "an operator's state is missing");
+            goto out;
+        }
+    }
+
+    /* Operators. */
+    for (size_t i = 0; i < j->plan->nops; i++) {
+        if (opv[i] == NULL) {
+            continue;
+        }
+        struct velo_op *op = j->plan->ops[i];
+        struct velo_state_reader or;
+        velo_sr_init(&or, opv[i]->ptr, opv[i]->len);
+        if (op->ops->restore(op, &or) != VELO_OK) {
+            char what[160];
+            snprintf(what, sizeof(what), "the state of operator %s (#%zu) "
+                                         "does not read back",
+                     op->ops->name, i);
+            ckpt_corrupt(j, diags, what);
+            goto out;
+        }
+    }
+    /* Sources: back to the checkpoint, whatever prepare sampled. */
+    for (uint32_t i = 0; i < nsrc; i++) {
+        struct ckpt_view *v = &sv[i];
+        struct job_source *s = NULL;
+        for (size_t k = 0; k < j->nsources; k++) {
+            if (j->sources[k].ps != NULL && str_is(v->name,
+                                                   j->sources[k].name)) {
+                s = &j->sources[k];
+            }
+        }
+        if (!v->has) {
+            /* It could not say where it was: it starts where its
+             * connector starts, as on a first run. */
+            velo_log_warn("source %s: no saved position; it is read "
+                          "from where its connector starts",
+                          s->shown);
+            continue;
+        }
+        if (s->conn->vt->source_seek == NULL) {
+            sql_diag_noplace(diags, SQL_ERROR, "V8003",
+                             "run with --reset-state to start over",
+                             "source '%s' cannot resume from the "
+                             "checkpoint: connector '%s' cannot seek",
+                             s->shown, s->conn->name);
+            goto out;
+        }
+        if (s->conn->vt->source_seek(&s->ins, (const uint8_t *)v->pos.ptr,
+                                     v->pos.len) != VELO_OK) {
+            sql_diag_noplace(diags, SQL_ERROR, "V8003",
+                             "run with --reset-state to start over",
+                             "source '%s' cannot resume from the "
+                             "checkpoint's position; the reason is "
+                             "logged above",
+                             s->shown);
+            goto out;
+        }
+        s->sb.count = 0;
+        s->next_payload = 0;
+        s->eof = 0;
+        s->done = 0;
+        s->carry.len = 0;
+        s->carry_fresh = 0;
+        /* A connector that could not go back there (a file replaced or
+         * truncated since) starts elsewhere, and says so: the saved
+         * partial record and line count then mean nothing. */
+        int n = s->conn->vt->source_position != NULL
+                    ? s->conn->vt->source_position(&s->ins, j->scratch,
+                                                   JOB_POSITION_MAX)
+                    : -1;
+        if (n != (int)v->pos.len ||
+            memcmp(j->scratch, v->pos.ptr, v->pos.len) != 0) {
+            s->position = 0;
+            s->line = 1;
+            s->view = s->carry.data;
+            s->view_len = 0;
+            continue;
+        }
+        if (velo_buf_append(&s->carry, v->carry.ptr, v->carry.len) !=
+            VELO_OK) {
+            goto out;
+        }
+        s->carry_fresh = v->carry.len > 0;
+        s->view = s->carry.data;
+        s->view_len = s->carry.len;
+        s->position = v->position;
+        s->line = v->line;
+        if (v->header_known) {
+            char err[512];
+            s->header.len = 0;
+            if (velo_buf_append(&s->header, v->header.ptr, v->header.len) !=
+                    VELO_OK ||
+                velo_decoder_set_header(s->dec, v->header.ptr, v->header.len,
+                                        err, sizeof(err)) != VELO_OK) {
+                sql_diag_noplace(diags, SQL_ERROR, "V8003",
+                                 "run with --reset-state to start over",
+                                 "source '%s': the checkpoint's CSV header "
+                                 "does not fit: %s",
+                                 s->shown, err);
+                goto out;
+            }
+            s->header_known = 1;
+            s->header_pending = 0;
+        }
+    }
+    /* Sinks last: cut back to what the checkpoint covered. */
+    for (uint32_t i = 0; i < nsinks; i++) {
+        struct job_sink *k = &j->sinks[i];
+        k->header_done = sk[i].flag;
+        if (!sk[i].has) {
+            continue; /* at least once: it cannot go back */
+        }
+        if (!VELO_VTABLE_HAS(k->conn->vt, sink_restore) ||
+            k->conn->vt->sink_restore(&k->ins, (const uint8_t *)sk[i].pos.ptr,
+                                      sk[i].pos.len) != VELO_OK) {
+            sql_diag_noplace(diags, SQL_ERROR, "V8003",
+                             "run with --reset-state to start over",
+                             "sink '%s' cannot go back to the checkpoint; "
+                             "the reason is logged above",
+                             k->ps->name);
+            goto out;
+        }
+    }
+    j->stats = st;
+    j->dlq_resume_len = (int64_t)dlq_len;
+    j->resumed = 1;
+    j->already_finished = finished;
+    rc = VELO_OK;
+out:
+    free(sk);
+    free(sv);
+    free(opv);
+    free(opb);
+    return rc;
+}
+
+/* At prepare with a state dir: refuse operators that cannot be saved,
+ * then resume from the checkpoint when there is one. */
+static int ckpt_prepare(struct velo_job *j, struct velo_sql_diags *diags)
+{
+    for (size_t i = 0; i < j->plan->nops; i++) {
+        const struct velo_op *op = j->plan->ops[i];
+        if (op->keeps_state && op->ops->snapshot == NULL) {
+            sql_diag_noplace(diags, SQL_ERROR, "V8004",
+                             "run without --state-dir (the query then "
+                             "starts over after a restart)",
+                             "operator %s keeps state that cannot be "
+                             "checkpointed yet, so --state-dir cannot be "
+                             "used with this query",
+                             op->ops->name);
+            return VELO_ERR;
+        }
+    }
+    const char *dir = j->opts.state_dir;
+    size_t n = strlen(dir) + 32;
+    j->ckpt_path = malloc(n);
+    j->ckpt_tmp = malloc(n);
+    j->scratch = malloc(JOB_POSITION_MAX);
+    if (j->ckpt_path == NULL || j->ckpt_tmp == NULL || j->scratch == NULL) {
+        velo_log_error("out of memory");
+        return VELO_ERR;
+    }
+    snprintf(j->ckpt_path, n, "%s/checkpoint", dir);
+    snprintf(j->ckpt_tmp, n, "%s/checkpoint.tmp", dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        sql_diag_noplace(diags, SQL_ERROR, "V8003",
+                         "create its parent directory, or name another "
+                         "--state-dir",
+                         "cannot create the state directory %s: %s", dir,
+                         strerror(errno));
+        return VELO_ERR;
+    }
+    if (j->opts.reset_state) {
+        if (unlink(j->ckpt_path) != 0 && errno != ENOENT) {
+            sql_diag_noplace(diags, SQL_ERROR, "V8003", NULL,
+                             "cannot remove %s: %s", j->ckpt_path,
+                             strerror(errno));
+            return VELO_ERR;
+        }
+        unlink(j->ckpt_tmp);
+        return VELO_OK;
+    }
+    int fd = open(j->ckpt_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return VELO_OK; /* the first run */
+        }
+        sql_diag_noplace(diags, SQL_ERROR, "V8003", NULL,
+                         "cannot read the checkpoint %s: %s", j->ckpt_path,
+                         strerror(errno));
+        return VELO_ERR;
+    }
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = VELO_ERR;
+    if (fstat(fd, &st) == 0 && st.st_size >= 0 &&
+        (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+        len = (size_t)st.st_size;
+        size_t got = 0;
+        while (got < len) {
+            ssize_t r = read(fd, buf + got, len - got);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                break;
+            }
+            got += (size_t)r;
+        }
+        if (got == len) {
+            rc = ckpt_load(j, diags, buf, len);
+        } else {
+            ckpt_corrupt(j, diags, "it could not be read in full");
+        }
+    } else {
+        ckpt_corrupt(j, diags, "it could not be read");
+    }
+    close(fd);
+    free(buf);
+    if (rc == VELO_OK) {
+        velo_log_info("resuming from the checkpoint in %s", dir);
+    }
+    return rc;
+}
+
 int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
 {
     clock_gettime(CLOCK_MONOTONIC, &j->started);
     j->last_progress = j->started;
     struct timespec last_flush = j->started, last_commit = j->started;
+    struct timespec last_ckpt = j->started;
     int stateless = plan_commits_midrun(j);
     int limited = 0; /* stopped because a LIMIT was satisfied */
+    int stopped = 0; /* by *stop */
+    int64_t ckpt_ns = (j->opts.checkpoint_interval_ms > 0
+                           ? j->opts.checkpoint_interval_ms
+                           : JOB_CKPT_INTERVAL_MS) *
+                      1000000LL;
+    for (size_t i = 0; i < j->nsources; i++) {
+        j->sources[i].batch_t0 = j->started;
+    }
+    if (dlq_open(j) != VELO_OK) {
+        return VELO_ERR;
+    }
+    if (j->already_finished) {
+        velo_log_info("the checkpoint in %s was written when this query "
+                      "had finished: nothing to do (run with "
+                      "--reset-state to start over)",
+                      j->opts.state_dir);
+        return VELO_OK;
+    }
     int rc = VELO_OK;
     for (;;) {
         int active = 0, moved = 0;
+        /* A join's table sources are read to their end first, so every
+         * stream row meets the whole table. */
+        int preloading = 0;
+        for (size_t i = 0; i < j->nsources; i++) {
+            const struct job_source *s = &j->sources[i];
+            preloading |= !s->done && s->ps != NULL && s->ps->preload;
+        }
         for (size_t i = 0; i < j->nsources; i++) {
             struct job_source *s = &j->sources[i];
             if (s->done || s->ps == NULL) {
                 continue;
             }
             active++;
+            if (preloading && !s->ps->preload) {
+                continue;
+            }
             int r = source_step(j, s);
+            if (s->ps->idle_timeout_us > 0 && r >= 0) {
+                source_idle_check(s, r > 0);
+            }
             if (r < 0) {
                 rc = VELO_ERR;
                 break;
@@ -1177,7 +2611,14 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
             break;
         }
         if (stop != NULL && *stop) {
-            velo_log_info("stopping: emitting final results and flushing");
+            stopped = 1;
+            if (j->ckpt_path != NULL) {
+                velo_log_info("stopping: saving a checkpoint; a restart "
+                              "with the same --state-dir continues here");
+            } else {
+                velo_log_info("stopping: emitting final results and "
+                              "flushing");
+            }
             break;
         }
         if (all_limits_done(j)) {
@@ -1191,7 +2632,15 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
             }
             clock_gettime(CLOCK_MONOTONIC, &last_flush);
         }
-        if (stateless && ns_since(&last_commit) >= JOB_COMMIT_NS) {
+        if (j->ckpt_path != NULL) {
+            if (ns_since(&last_ckpt) >= ckpt_ns) {
+                if (job_checkpoint(j, 0, 1) != VELO_OK) {
+                    rc = VELO_ERR;
+                    break;
+                }
+                clock_gettime(CLOCK_MONOTONIC, &last_ckpt);
+            }
+        } else if (stateless && ns_since(&last_commit) >= JOB_COMMIT_NS) {
             if (commit_sources(j) != VELO_OK) {
                 rc = VELO_ERR;
                 break;
@@ -1202,7 +2651,7 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
             j->opts.on_turn(j->opts.turn_arg, moved == 0);
         }
         if (moved == 0) {
-            poll(NULL, 0, JOB_IDLE_POLL_MS);
+            job_idle_wait(j);
         }
     }
     /* Bounded input ended or the job was stopped: final emits, flush. */
@@ -1212,7 +2661,10 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
             push_batch(j, s);
         }
     }
-    for (size_t i = 0; i < j->nsources; i++) {
+    /* Stopped with a state dir: open windows stay open in the
+     * checkpoint, to be completed by the restart, not emitted early. */
+    int keep_open = stopped && j->ckpt_path != NULL;
+    for (size_t i = 0; i < j->nsources && !keep_open; i++) {
         struct job_source *s = &j->sources[i];
         if (s->ps != NULL && velo_op_finish(s->ps->entry) != VELO_OK) {
             rc = VELO_ERR;
@@ -1222,8 +2674,15 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
      * (not after a failure: those records must be read again). A run
      * stopped by its LIMIT is a peek: it read rows the LIMIT discarded, so
      * it acknowledges nothing and the next reader sees them all. */
-    if (rc == VELO_OK && !j->failed && !limited &&
-        commit_sources(j) != VELO_OK) {
+    if (j->ckpt_path != NULL) {
+        /* The last checkpoint; after the end of input it says so, and a
+         * restart has nothing to do. */
+        if (rc == VELO_OK && !j->failed &&
+            job_checkpoint(j, !keep_open, !limited) != VELO_OK) {
+            rc = VELO_ERR;
+        }
+    } else if (rc == VELO_OK && !j->failed && !limited &&
+               commit_sources(j) != VELO_OK) {
         rc = VELO_ERR;
     } else if (limited && rc == VELO_OK && make_sinks_durable(j) != VELO_OK) {
         rc = VELO_ERR;
@@ -1242,6 +2701,66 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
 void velo_job_get_stats(const struct velo_job *j, struct velo_job_stats *out)
 {
     *out = j->stats;
+    out->state_rows = 0;
+    out->state_bytes = 0;
+    for (size_t i = 0; j->plan != NULL && i < j->plan->nops; i++) {
+        out->state_rows += j->plan->ops[i]->stats.state_rows;
+        out->state_bytes += j->plan->ops[i]->stats.state_bytes;
+    }
+    /* Event time: the Watermark operators the planner put in front of
+     * windows, joins and OVER; the job's watermark is the lowest of them
+     * (the one holding results back). */
+    out->watermark_us = INT64_MIN;
+    out->max_event_time_us = INT64_MIN;
+    int any = 0;
+    for (size_t i = 0; j->plan != NULL && i < j->plan->nops; i++) {
+        int64_t wm, mx;
+        if (velo_op_watermark_gen_state(j->plan->ops[i], &wm, &mx) !=
+                VELO_OK ||
+            mx == INT64_MIN) {
+            continue;
+        }
+        if (!any || wm < out->watermark_us) {
+            out->watermark_us = wm;
+        }
+        if (mx > out->max_event_time_us) {
+            out->max_event_time_us = mx;
+        }
+        any = 1;
+    }
+    struct rusage ru;
+    out->peak_rss_bytes = getrusage(RUSAGE_SELF, &ru) == 0
+                              ? (uint64_t)ru.ru_maxrss * 1024
+                              : 0;
+}
+
+size_t velo_job_nsources(const struct velo_job *j)
+{
+    return j->nsources;
+}
+
+void velo_job_source_stats(const struct velo_job *j, size_t i,
+                           struct velo_job_source_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->watermark_us = INT64_MIN;
+    out->lag = -1;
+    if (i >= j->nsources) {
+        return;
+    }
+    const struct job_source *s = &j->sources[i];
+    out->name = s->shown;
+    out->records = s->records;
+    out->bytes = s->bytes;
+    out->bad_records = s->bad;
+    out->bounded = s->info.bounded;
+    out->ended = s->done;
+    /* A file of known size: what is left past the first byte not yet
+     * decoded. */
+    if (s->info.byte_stream && s->info.size_bytes >= 0) {
+        int64_t left = s->info.size_bytes - s->position;
+        out->lag = left > 0 ? left : 0;
+    }
 }
 
 void velo_job_destroy(struct velo_job *j)
@@ -1251,16 +2770,20 @@ void velo_job_destroy(struct velo_job *j)
     }
     for (size_t i = 0; i < j->nsinks; i++) {
         struct job_sink *k = &j->sinks[i];
-        if (k->ins.context != NULL && k->ps->conn->vt->sink_destroy != NULL) {
-            k->ps->conn->vt->sink_destroy(&k->ins);
+        if (k->ins.context != NULL && k->conn->vt->sink_destroy != NULL) {
+            k->conn->vt->sink_destroy(&k->ins);
         }
         if (k->conn_config != NULL) {
-            velo_connector_config_free(k->ps->conn, k->conn_config);
+            velo_connector_config_free(k->conn, k->conn_config);
         }
         velo_encoder_destroy(k->enc);
         velo_buf_free(&k->out);
+        free(k->capture_path);
         free(k->recs);
         free(k->ends);
+        free(k->kmeta);
+        free(k->kends);
+        velo_buf_free(&k->keybuf);
         /* k->op belongs to the DAG; destroyed below. */
         if (k->op != NULL) {
             velo_op_destroy(k->op);
@@ -1282,10 +2805,20 @@ void velo_job_destroy(struct velo_job *j)
             velo_batch_destroy(s->batch);
         }
         velo_buf_free(&s->carry);
+        velo_buf_free(&s->header);
         free(s->pos);
         free(s->name);
     }
     free(j->sources);
+    if (j->dlq_fd >= 0) {
+        close(j->dlq_fd);
+    }
+    velo_buf_free(&j->dlq);
+    velo_sw_free(&j->ckw);
+    velo_sw_free(&j->opw);
+    free(j->scratch);
+    free(j->ckpt_path);
+    free(j->ckpt_tmp);
     if (j->plan != NULL) {
         velo_plan_destroy(j->plan);
     }
@@ -1297,6 +2830,9 @@ void velo_job_destroy(struct velo_job *j)
     }
     if (j->funcs != NULL) {
         velo_funcs_destroy(j->funcs);
+    }
+    if (j->wake_fd >= 0) {
+        close(j->wake_fd);
     }
     free(j);
 }
