@@ -25,6 +25,10 @@ extern const struct velo_connector_vtable velo_stdout_connector;
 extern const struct velo_config_map velo_stdout_config_map[];
 extern const size_t velo_stdout_config_size;
 
+extern const struct velo_connector_vtable velo_gen_connector;
+extern const struct velo_config_map velo_gen_config_map[];
+extern const size_t velo_gen_config_size;
+
 /* Log as the instance ("[file:trades] ..."). */
 void velo_conn_log(const struct velo_instance *ins, int level, const char *fmt,
                    ...) VELO_PRINTF(3, 4);

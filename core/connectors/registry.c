@@ -124,7 +124,9 @@ velo_connectors_create(const struct velo_plugins *plugins)
                 velo_stdin_config_size, 1) != VELO_OK ||
         add_ref(c, &cap, "stdout", &velo_stdout_connector,
                 velo_stdout_config_map, velo_stdout_config_size,
-                1) != VELO_OK) {
+                1) != VELO_OK ||
+        add_ref(c, &cap, "gen", &velo_gen_connector, velo_gen_config_map,
+                velo_gen_config_size, 1) != VELO_OK) {
         velo_connectors_destroy(c);
         errno = ENOMEM;
         return NULL;

@@ -129,21 +129,22 @@ static void test_registry(void)
     CU_ASSERT_PTR_NOT_NULL(velo_connectors_by_scheme(reg, "STDIN"));
     const char *names[16];
     size_t n = velo_connectors_type_names(reg, names, 16);
-    CU_ASSERT_EQUAL(n, 4);
+    CU_ASSERT_EQUAL(n, 5);
     int seen = 0;
     for (size_t i = 0; i < n; i++) {
         seen += strcmp(names[i], "file_source") == 0 ||
                 strcmp(names[i], "file_sink") == 0 ||
                 strcmp(names[i], "stdin_source") == 0 ||
-                strcmp(names[i], "stdout_sink") == 0;
+                strcmp(names[i], "stdout_sink") == 0 ||
+                strcmp(names[i], "gen_source") == 0;
     }
-    CU_ASSERT_EQUAL(seen, 4);
+    CU_ASSERT_EQUAL(seen, 5);
     CU_ASSERT_EQUAL(velo_connectors_type_names(reg, names, 2), 2);
 
     /* A loader whose only connector plugin was refused registers
      * nothing beyond the built-ins. */
     struct velo_connectors *c2 = velo_connectors_create(NULL);
-    CU_ASSERT_EQUAL(velo_connectors_type_names(c2, names, 16), 4);
+    CU_ASSERT_EQUAL(velo_connectors_type_names(c2, names, 16), 5);
     velo_connectors_destroy(c2);
 }
 
@@ -246,7 +247,7 @@ static void test_config_fill(void)
 static int read_one(struct inst *in, struct velo_str *out,
                     struct velo_record_meta *meta)
 {
-    struct velo_source_batch b = {0, 4, out, meta};
+    struct velo_source_batch b = {0, 4, out, meta, NULL};
     int rc = in->ref->vt->source_read(&in->ins, &b);
     if (rc == VELO_OK && b.count != 1) {
         return VELO_AGAIN;
@@ -609,7 +610,7 @@ static int child_read_stdin(const char *out, int use_base)
     int agains = 0, rc;
     for (;;) {
         struct velo_str v[2];
-        struct velo_source_batch b = {0, 2, v, NULL};
+        struct velo_source_batch b = {0, 2, v, NULL, NULL};
         rc = r->vt->source_read(&ins, &b);
         if (rc == VELO_AGAIN) {
             agains++;
