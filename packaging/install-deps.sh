@@ -22,6 +22,7 @@ TEST_PKGS=(
   postgresql                 # the PostgreSQL plugin's tests (initdb per test)
   kcat                       # an independent Kafka client for the Kafka tests
   python3                    # small checks inside the plugin test scripts
+  chromium                   # renders `velo run --dashboard` headless
 )
 
 BENCH_PKGS=(

@@ -2,15 +2,19 @@
  * velo run: run an application to completion (bounded input) or until
  * Ctrl-C (a clean stop: final emits, flushed sinks).
  */
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/sqlcli.h"
+#include "config/config.h"
 #include "formats/format.h"
 #include "obs/jobmetrics.h"
 #include "util/log.h"
@@ -43,6 +47,12 @@ static const char run_usage[] =
     "Options:\n"
     "  -e, --execute SQL      the SQL text itself\n"
     "  --format FORMAT        table, csv or json for SELECT results\n"
+    "  --state-dir DIR        checkpoint state, positions and outputs to\n"
+    "                         DIR/checkpoint and resume from it at start\n"
+    "                         (file sinks then write exactly once)\n"
+    "  --reset-state          delete the checkpoint in --state-dir first\n"
+    "  --checkpoint-interval D  between checkpoints (default 10s; 200ms,\n"
+    "                         5s, 1m)\n"
     "  --progress / --no-progress\n"
     "                         live records in/out and rate on stderr\n"
     "                         (default: on when stderr is a terminal)\n"
@@ -52,7 +62,13 @@ static const char run_usage[] =
     "                         annotations) on http://127.0.0.1:PORT/metrics\n"
     "                         while the job runs (0: a free port)\n"
     "  --metrics-series-cap N label sets kept per @metric (default 1000);\n"
-    "                         past it updates are dropped and counted\n";
+    "                         past it updates are dropped and counted\n"
+    "  --dashboard            serve a live page (output rows, job and\n"
+    "                         operator stats, @metric charts) on\n"
+    "                         http://127.0.0.1:PORT/dashboard, PORT from\n"
+    "                         --metrics-port (default: a free port); opens\n"
+    "                         a browser when run from a desktop terminal;\n"
+    "                         stays up after the input ends, until Ctrl-C\n";
 
 /* The /metrics listener is polled from the job loop, on the job's thread,
  * so the collector reads the job's counters without locks. */
@@ -76,6 +92,31 @@ static void run_on_turn(void *arg, int idle)
         rm->last = now;
         velo_obs_metrics_http_poll(rm->http);
     }
+}
+
+/* A desktop session at a terminal: hand the URL to xdg-open, quietly;
+ * anywhere else (CI, ssh, tests) the printed URL is enough. */
+static void run_open_browser(const char *url)
+{
+    if (!isatty(STDERR_FILENO) ||
+        (getenv("DISPLAY") == NULL && getenv("WAYLAND_DISPLAY") == NULL)) {
+        return;
+    }
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        return;
+    }
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null",
+                                     O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null",
+                                     O_WRONLY, 0);
+    char *const args[] = {"xdg-open", (char *)url, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, "xdg-open", &fa, NULL, args, environ) == 0) {
+        /* xdg-open returns at once; reap it so no zombie stays. */
+        waitpid(pid, NULL, 0);
+    }
+    posix_spawn_file_actions_destroy(&fa);
 }
 
 static const char *query_name(const char *file, char *buf, size_t len)
@@ -102,7 +143,11 @@ int velo_cmd_run(int argc, char **argv)
     int stats = 0;
     int format = -1;
     int metrics_port = -1;
+    int dashboard = 0;
     long series_cap = 0;
+    const char *state_dir = NULL;
+    int reset_state = 0;
+    int64_t ckpt_ms = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -117,6 +162,18 @@ int velo_cmd_run(int argc, char **argv)
             if (format < 0 || format == VELO_FORMAT_RAW) {
                 fprintf(stderr, "velo run: unknown format '%s' (use table, "
                                 "csv or json)\n", argv[i]);
+                return VELO_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--state-dir") == 0 && i + 1 < argc) {
+            state_dir = argv[++i];
+        } else if (strcmp(a, "--reset-state") == 0) {
+            reset_state = 1;
+        } else if (strcmp(a, "--checkpoint-interval") == 0 && i + 1 < argc) {
+            if (velo_parse_duration(argv[++i], &ckpt_ms) != VELO_OK ||
+                ckpt_ms < 1) {
+                fprintf(stderr, "velo run: --checkpoint-interval needs a "
+                                "duration such as 200ms, 5s or 1m, not "
+                                "'%s'\n", argv[i]);
                 return VELO_EXIT_USAGE;
             }
         } else if (strcmp(a, "--progress") == 0) {
@@ -134,6 +191,8 @@ int velo_cmd_run(int argc, char **argv)
                 return VELO_EXIT_USAGE;
             }
             metrics_port = (int)p;
+        } else if (strcmp(a, "--dashboard") == 0) {
+            dashboard = 1;
         } else if (strcmp(a, "--metrics-series-cap") == 0 && i + 1 < argc) {
             char *end;
             series_cap = strtol(argv[++i], &end, 10);
@@ -166,6 +225,11 @@ int velo_cmd_run(int argc, char **argv)
         fprintf(stderr, "velo run: give either a file or -e, not both\n");
         return VELO_EXIT_USAGE;
     }
+    if (state_dir == NULL && (reset_state || ckpt_ms > 0)) {
+        fprintf(stderr, "velo run: --reset-state and --checkpoint-interval "
+                        "need --state-dir DIR\n");
+        return VELO_EXIT_USAGE;
+    }
     if (format < 0) {
         format = isatty(STDOUT_FILENO) ? VELO_FORMAT_TABLE : VELO_FORMAT_JSON;
     }
@@ -177,6 +241,9 @@ int velo_cmd_run(int argc, char **argv)
         .on_turn = run_on_turn,
         .turn_arg = &rm,
         .stop = &run_stop,
+        .state_dir = state_dir,
+        .reset_state = reset_state,
+        .checkpoint_interval_ms = ckpt_ms,
     };
     /* Installed before preparing: waiting for a source's first data (an
      * empty topic) must stop on Ctrl-C too. */
@@ -188,16 +255,26 @@ int velo_cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     c.annotations = 1;
+    struct velo_metrics *metrics = NULL;
+    struct velo_obs_job_metrics *jm = NULL;
+    struct velo_obs_live *live = NULL;
+    if (dashboard && metrics_port < 0) {
+        metrics_port = 0;
+    }
+    if (metrics_port >= 0) {
+        /* Created before the job: connector plugins register their own
+         * metrics (records, lag, reconnects) as their instances open. */
+        metrics = velo_metrics_create();
+        c.metrics = metrics;
+    }
     int rc = velo_sqlcli_prepare(&c, &opts, 0, 0);
     if (rc != VELO_EXIT_OK) {
         velo_sqlcli_free(&c);
+        velo_metrics_destroy(metrics);
         return rc;
     }
-    struct velo_metrics *metrics = NULL;
-    struct velo_obs_job_metrics *jm = NULL;
     if (metrics_port >= 0) {
         char qb[256];
-        metrics = velo_metrics_create();
         if (metrics != NULL) {
             velo_metrics_register_process(metrics, VELO_VERSION,
                                           VELO_GIT_COMMIT);
@@ -208,19 +285,42 @@ int velo_cmd_run(int argc, char **argv)
         if (jm != NULL) {
             rm.http = velo_obs_metrics_http_start(metrics, metrics_port);
         }
-        if (rm.http == NULL) {
+        if (rm.http != NULL && dashboard) {
+            live = velo_obs_live_create(jm, rm.http);
+        }
+        if (rm.http == NULL || (dashboard && live == NULL)) {
             fprintf(stderr, "velo run: cannot serve metrics on port %d\n",
                     metrics_port);
+            velo_obs_metrics_http_stop(rm.http);
             velo_obs_job_metrics_destroy(jm);
-            velo_metrics_destroy(metrics);
             velo_sqlcli_free(&c);
+            velo_metrics_destroy(metrics);
             return VELO_EXIT_FAILURE;
         }
         fprintf(stderr, "velo run: metrics on http://127.0.0.1:%d/metrics\n",
                 velo_obs_metrics_http_port(rm.http));
+        if (live != NULL) {
+            char url[64];
+            snprintf(url, sizeof(url), "http://127.0.0.1:%d/dashboard",
+                     velo_obs_metrics_http_port(rm.http));
+            fprintf(stderr, "velo run: dashboard on %s\n", url);
+            run_open_browser(url);
+        }
     }
     rc = velo_job_run(c.job, &run_stop) == VELO_OK ? VELO_EXIT_OK
                                                     : VELO_EXIT_FAILURE;
+    if (live != NULL && !run_stop) {
+        /* The input ended: keep the final state on screen until Ctrl-C,
+         * or a bounded query's dashboard would vanish as it appears. */
+        velo_obs_live_finished(live, rc == VELO_EXIT_OK);
+        fprintf(stderr, "velo run: input ended; the dashboard stays up "
+                        "until Ctrl-C\n");
+        while (!run_stop) {
+            velo_obs_metrics_http_poll(rm.http);
+            struct timespec ts = {0, 50 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
     struct velo_job_stats st;
     velo_job_get_stats(c.job, &st);
     if (st.bad_records > 0 || st.failed_rows > 0 || st.late_rows > 0) {
@@ -231,6 +331,12 @@ int velo_cmd_run(int argc, char **argv)
                 (unsigned long long)st.bad_records,
                 (unsigned long long)st.failed_rows,
                 (unsigned long long)st.late_rows);
+    }
+    if (st.dead_lettered > 0 && velo_job_plan(c.job)->dlq_path != NULL) {
+        fprintf(stderr, "velo run: %llu written to the dead-letter file "
+                        "%s\n",
+                (unsigned long long)st.dead_lettered,
+                velo_job_plan(c.job)->dlq_path);
     }
     if (stats) {
         struct rusage ru;
@@ -245,9 +351,12 @@ int velo_cmd_run(int argc, char **argv)
                 (double)ru.ru_maxrss / 1024.0);
     }
     /* The job's operators go with the job: unhook ours first. */
+    velo_obs_live_destroy(live);
     velo_obs_metrics_http_stop(rm.http);
     velo_obs_job_metrics_destroy(jm);
-    velo_metrics_destroy(metrics);
+    /* The plugins' instances hold metrics of the registry: they go
+     * first. */
     velo_sqlcli_free(&c);
+    velo_metrics_destroy(metrics);
     return rc;
 }

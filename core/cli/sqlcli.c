@@ -152,7 +152,7 @@ int velo_sqlcli_prepare(struct velo_sqlcli *c, struct velo_job_opts *opts,
     } else {
         c->license.status = VELO_LICENSE_MISSING;
     }
-    velo_host_bind(NULL, NULL, &c->license);
+    velo_host_bind(NULL, c->metrics, &c->license);
     c->plugins = velo_plugins_load(&c->cfg, velo_host_api(), &c->license);
 
     opts->filename = c->filename;

@@ -16,6 +16,8 @@
 
 #define VELO_SQL_MAX_BYTES (1024 * 1024)
 
+struct velo_metrics;
+
 struct velo_sqlcli {
     const char *verb;   /* "run" for messages */
     const char *file;   /* the .sql path, or NULL */
@@ -23,6 +25,8 @@ struct velo_sqlcli {
     int format;         /* --format (verb-specific meaning), -1 unset */
     int annotations;    /* check @metric/@alert annotations (run,
                            validate): their errors fail the preparation */
+    /* Where plugins' metrics go (velo run --metrics-port), or NULL. */
+    struct velo_metrics *metrics;
     struct velo_cli_common common;
 
     /* filled by velo_sqlcli_prepare */

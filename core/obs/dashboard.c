@@ -6,7 +6,8 @@
  * gauge as a stat (no labels) or a time series (one line per label set),
  * a histogram as a heatmap of its buckets plus a time series of the p50,
  * p95 and p99 quantiles. Series are grouped by the @metric_labels. Then a
- * row of engine panels (records in/out, skipped rows, operator state).
+ * row of engine panels (records in/out, skipped and dead-lettered rows,
+ * batch latency, watermark delay, source lag, checkpoints, operators).
  * The datasource is a dashboard variable, so the file imports anywhere.
  */
 #include <stdio.h>
@@ -195,24 +196,78 @@ static void engine_panels(struct dash *d)
         t, target("sum by (query) (rate(velo_job_late_rows_total"
                   "[$__rate_interval]))",
                   "{{query}} late rows", "C", 0));
+    json_array_append_new(
+        t, target("sum by (query) (rate(velo_job_dead_lettered_total"
+                  "[$__rate_interval]))",
+                  "{{query}} dead-lettered", "D", 0));
     add_panel(d, "timeseries", "Skipped records and rows (per second)",
-              "Undecodable records, rows that failed evaluation, and rows "
-              "for windows already closed.",
+              "Undecodable records, rows that failed evaluation, rows "
+              "for windows already closed, and what went to the "
+              "dead-letter file.",
               t, "ops");
-    add_panel(d, "timeseries", "Operator rows out (per second)",
-              "Rows each operator emits.",
-              json_pack("[o]", target("sum by (query, op_id, operator) "
-                                      "(rate(velo_operator_rows_out_total"
-                                      "[$__rate_interval]))",
-                                      "{{operator}} #{{op_id}}", "A", 0)),
-              "ops");
-    add_panel(d, "timeseries", "Operator state",
-              "Memory each stateful operator holds (groups, windows, "
-              "buffered rows).",
-              json_pack("[o]", target("sum by (query, op_id, operator) "
-                                      "(velo_operator_state_bytes)",
-                                      "{{operator}} #{{op_id}}", "A", 0)),
-              "bytes");
+    t = json_array();
+    static const char *const qs[] = {"0.5", "0.99"};
+    static const char *const refs[] = {"A", "B"};
+    for (size_t i = 0; i < 2; i++) {
+        char expr[300], leg[64];
+        snprintf(expr, sizeof(expr),
+                 "histogram_quantile(%s, sum by (query, le) "
+                 "(rate(velo_job_batch_latency_seconds_bucket"
+                 "[$__rate_interval])))",
+                 qs[i]);
+        snprintf(leg, sizeof(leg), "{{query}} p%s", i == 0 ? "50" : "99");
+        json_array_append_new(t, target(expr, leg, refs[i], 0));
+    }
+    add_panel(d, "timeseries", "Batch latency (p50, p99)",
+              "Time from decoding a source batch to the end of its push "
+              "through the operators.",
+              t, "s");
+    t = json_array();
+    json_array_append_new(
+        t, target("max by (query) (velo_job_watermark_delay_seconds)",
+                  "{{query}} watermark delay", "A", 0));
+    json_array_append_new(t, target("max by (query, source) "
+                                    "(velo_source_watermark_delay_seconds)",
+                                    "{{source}} watermark delay", "B", 0));
+    add_panel(d, "timeseries", "Watermark delay",
+              "Wall clock minus the event-time watermark: how far behind "
+              "real time the results are.",
+              t, "s");
+    add_panel(d, "timeseries", "Source lag",
+              "Input not yet read: records (Kafka) or bytes (files).",
+              json_pack("[o]", target("max by (query, source) "
+                                      "(velo_source_lag)",
+                                      "{{source}}", "A", 0)),
+              "short");
+    t = json_array();
+    json_array_append_new(
+        t, target("max by (query) (velo_job_last_checkpoint_age_seconds)",
+                  "{{query}} age", "A", 0));
+    json_array_append_new(t, target("max by (query) "
+                                    "(velo_job_checkpoint_duration_seconds)",
+                                    "{{query}} duration", "B", 0));
+    add_panel(d, "timeseries", "Checkpoints (age, last duration)",
+              "Seconds since the last completed checkpoint and how long it "
+              "took.",
+              t, "s");
+    add_panel(
+        d, "timeseries", "Operator rows out (per second)",
+        "Rows each operator emits, by statement.",
+        json_pack("[o]",
+                  target("sum by (query, statement, op_id, operator) "
+                         "(rate(velo_operator_rows_out_total"
+                         "[$__rate_interval]))",
+                         "{{statement}}: {{operator}} #{{op_id}}", "A", 0)),
+        "ops");
+    add_panel(
+        d, "timeseries", "Operator state",
+        "Memory each stateful operator holds (groups, windows, "
+        "buffered rows).",
+        json_pack("[o]",
+                  target("sum by (query, statement, op_id, operator) "
+                         "(velo_operator_state_bytes)",
+                         "{{statement}}: {{operator}} #{{op_id}}", "A", 0)),
+        "bytes");
 }
 
 char *velo_obs_dashboard_json(const struct velo_obs_annotations *a,

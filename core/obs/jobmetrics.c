@@ -11,10 +11,12 @@
  * the row brings a label set not seen before.
  */
 #include "obs/jobmetrics.h"
+#include "obs/jobmetrics-internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,49 +30,28 @@
 
 #include "util/log.h"
 
-#define LABEL_BUF 4096 /* formatted label values of one row */
-
-struct series_slot {
-    uint64_t hash;
-    char *key; /* label values joined by '\0', owned */
-    size_t keylen;
-    struct velo_metric *s;
-};
-
-struct annotated {
-    struct velo_obs_job_metrics *jm;
-    const struct velo_obs_metric_spec *spec;
-    struct velo_metric_family *fam;
-    struct velo_metric *dropped; /* velo_metrics_dropped_series_total{..} */
-    struct velo_op *op;          /* the callback op, owned */
-    struct velo_evaluator *ev;
-    struct velo_eval_ctx ctx;
-    struct velo_arena *arena;
-    size_t cap_rows;
-    struct series_slot *slots;
-    size_t nslots, nseries, cap;
-    char buf[LABEL_BUF];
-};
-
-struct op_series {
-    struct velo_metric *in, *out, *failed, *late, *state_rows, *state_bytes;
-};
-
-struct velo_obs_job_metrics {
-    struct velo_metrics *m;
-    struct velo_job *job;
-    const struct velo_plan *plan;
-    struct annotated *ann;
-    size_t nann;
-    /* engine series */
-    struct velo_metric *records_in, *records_out, *bad, *failed, *late,
-        *bytes_in;
-    struct op_series *ops;
-    size_t nops;
-    struct velo_metric **source_records;
-};
-
 /* ---- Engine metrics ------------------------------------------------------ */
+
+int64_t velo_obs_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void velo_obs_statement_name(const struct velo_plan *p, size_t i, char *buf,
+                             size_t len)
+{
+    if (p->statements[i].target != NULL) {
+        snprintf(buf, len, "%s", p->statements[i].target);
+        return;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k <= i; k++) {
+        n += p->statements[k].target == NULL;
+    }
+    snprintf(buf, len, "select-%zu", n);
+}
 
 /* Counters only grow: bring the series up to the job's own count. */
 static void counter_to(struct velo_metric *s, double v)
@@ -84,31 +65,73 @@ static void counter_to(struct velo_metric *s, double v)
     }
 }
 
+/* An event time (microseconds) as Prometheus spells times: seconds. NaN
+ * before there is one, so a graph shows a gap rather than 1970. */
+static double event_seconds(int64_t us)
+{
+    return us == INT64_MIN ? NAN : (double)us / 1e6;
+}
+
+static double delay_seconds(int64_t now_us, int64_t us)
+{
+    return us == INT64_MIN ? NAN : (double)(now_us - us) / 1e6;
+}
+
 void velo_obs_job_metrics_refresh(struct velo_obs_job_metrics *jm)
 {
     struct velo_job_stats st;
     velo_job_get_stats(jm->job, &st);
+    int64_t now = velo_obs_wall_us();
     counter_to(jm->records_in, (double)st.records_in);
     counter_to(jm->records_out, (double)st.records_out);
     counter_to(jm->bad, (double)st.bad_records);
     counter_to(jm->failed, (double)st.failed_rows);
     counter_to(jm->late, (double)st.late_rows);
     counter_to(jm->bytes_in, (double)st.bytes_in);
+    counter_to(jm->dead_lettered, (double)st.dead_lettered);
+    velo_metric_set(jm->watermark, event_seconds(st.watermark_us));
+    velo_metric_set(jm->wm_delay, delay_seconds(now, st.watermark_us));
+    velo_metric_set(jm->max_event_time, event_seconds(st.max_event_time_us));
+    /* The job sums its operators' state at the end of a run; while it
+     * runs, sum them here so the gauge is live. */
+    size_t srows = 0, sbytes = 0;
     for (size_t i = 0; i < jm->nops; i++) {
         const struct velo_op *op = jm->plan->ops[i];
-        struct op_series *s = &jm->ops[i];
+        struct velo_obs_op_series *s = &jm->ops[i];
         counter_to(s->in, (double)op->stats.rows_in);
         counter_to(s->out, (double)op->stats.rows_out);
         counter_to(s->failed, (double)op->stats.rows_failed);
         counter_to(s->late, (double)op->stats.rows_late);
         velo_metric_set(s->state_rows, (double)op->stats.state_rows);
         velo_metric_set(s->state_bytes, (double)op->stats.state_bytes);
+        srows += op->stats.state_rows;
+        sbytes += op->stats.state_bytes;
     }
-    for (size_t i = 0; i < jm->plan->nsources; i++) {
-        const struct velo_op *e = jm->plan->sources[i].entry;
-        if (e != NULL) {
-            counter_to(jm->source_records[i], (double)e->stats.rows_in);
-        }
+    velo_metric_set(jm->state_rows, (double)srows);
+    velo_metric_set(jm->state_bytes, (double)sbytes);
+    velo_metric_histogram_set(jm->batch_latency, st.batch_latency_le,
+                              VELO_JOB_LATENCY_BUCKETS, st.batches,
+                              st.batch_latency_sum_s);
+    counter_to(jm->checkpoints, (double)st.checkpoints);
+    if (st.checkpoints > 0) {
+        velo_metric_set(jm->ckpt_duration, st.checkpoint_last_s);
+        velo_metric_set(jm->ckpt_bytes, (double)st.checkpoint_bytes);
+    }
+    /* Before the first checkpoint the age counts from the start, so an
+     * alert on the age also fires when checkpoints never succeed. */
+    int64_t last =
+        st.checkpoint_last_us > 0 ? st.checkpoint_last_us : jm->created_us;
+    velo_metric_set(jm->ckpt_age, (double)(now - last) / 1e6);
+    size_t ns = velo_job_nsources(jm->job);
+    for (size_t i = 0; i < ns && i < jm->nsources; i++) {
+        struct velo_job_source_stats ss;
+        velo_job_source_stats(jm->job, i, &ss);
+        struct velo_obs_source_series *s = &jm->sources[i];
+        counter_to(s->records, (double)ss.records);
+        counter_to(s->bytes, (double)ss.bytes);
+        counter_to(s->bad, (double)ss.bad_records);
+        velo_metric_set(s->lag, ss.lag >= 0 ? (double)ss.lag : NAN);
+        velo_metric_set(s->wm_delay, delay_seconds(now, ss.watermark_us));
     }
 }
 
@@ -118,82 +141,229 @@ static void collect(struct velo_metrics *m, void *arg)
     velo_obs_job_metrics_refresh(arg);
 }
 
-static struct velo_metric *one(struct velo_metrics *m, const char *name,
-                               const char *help, int type,
+/* Each engine family is declared here once, with its help text. */
+struct engine_family {
+    const char *name;
+    int type;
+    const char *help;
+};
+
+static struct velo_metric *one(struct velo_metrics *m,
+                               const struct engine_family *ef,
                                const char *labels, const char *const *v,
-                               size_t n)
+                               size_t n, int *failed)
 {
-    struct velo_metric_family *f =
-        velo_metrics_family(m, name, help, type, labels, NULL, 0);
-    return f != NULL ? velo_metric_series(f, v, n) : NULL;
+    const double *bounds = NULL;
+    size_t nb = 0;
+    if (ef->type == VELO_METRIC_HISTOGRAM) {
+        bounds = velo_job_latency_bounds;
+        nb = VELO_JOB_LATENCY_BUCKETS;
+    }
+    struct velo_metric_family *f = velo_metrics_family(
+        m, ef->name, ef->help, ef->type, labels, bounds, nb);
+    struct velo_metric *s = f != NULL ? velo_metric_series(f, v, n) : NULL;
+    if (s == NULL) {
+        *failed = 1;
+    }
+    return s;
 }
 
-static int register_engine(struct velo_obs_job_metrics *jm, const char *name)
+/* Job-wide, labelled query. */
+static const struct engine_family job_families[] = {
+    {"velo_job_records_in_total", VELO_METRIC_COUNTER,
+     "Records decoded from the job's sources."},
+    {"velo_job_records_out_total", VELO_METRIC_COUNTER,
+     "Rows handed to the job's sinks."},
+    {"velo_job_bad_records_total", VELO_METRIC_COUNTER,
+     "Records that could not be decoded (skipped or dead-lettered)."},
+    {"velo_job_failed_rows_total", VELO_METRIC_COUNTER,
+     "Rows that failed evaluation (skipped or dead-lettered)."},
+    {"velo_job_late_rows_total", VELO_METRIC_COUNTER,
+     "Rows for windows that had already closed."},
+    {"velo_job_bytes_in_total", VELO_METRIC_COUNTER,
+     "Bytes read from the job's sources."},
+    {"velo_job_dead_lettered_total", VELO_METRIC_COUNTER,
+     "Records and rows written to the dead-letter file."},
+    {"velo_job_watermark_seconds", VELO_METRIC_GAUGE,
+     "Event-time watermark (lowest over the sources), Unix seconds; NaN "
+     "before the first event time."},
+    {"velo_job_watermark_delay_seconds", VELO_METRIC_GAUGE,
+     "Wall clock minus the event-time watermark."},
+    {"velo_job_max_event_time_seconds", VELO_METRIC_GAUGE,
+     "Highest event time seen, Unix seconds."},
+    {"velo_job_state_rows", VELO_METRIC_GAUGE,
+     "Rows held as state, summed over the operators."},
+    {"velo_job_state_bytes", VELO_METRIC_GAUGE,
+     "Memory held for state, summed over the operators."},
+    {"velo_job_batch_latency_seconds", VELO_METRIC_HISTOGRAM,
+     "Time from decoding a source batch to the end of its push through the "
+     "operators."},
+    {"velo_job_checkpoints_total", VELO_METRIC_COUNTER,
+     "Checkpoints completed."},
+    {"velo_job_checkpoint_duration_seconds", VELO_METRIC_GAUGE,
+     "Duration of the last checkpoint."},
+    {"velo_job_last_checkpoint_age_seconds", VELO_METRIC_GAUGE,
+     "Seconds since the last checkpoint completed (since the start before "
+     "the first)."},
+    {"velo_job_checkpoint_size_bytes", VELO_METRIC_GAUGE,
+     "Size of the last checkpoint."},
+};
+
+static const struct engine_family op_families[] = {
+    {"velo_operator_rows_in_total", VELO_METRIC_COUNTER,
+     "Rows pushed into the operator."},
+    {"velo_operator_rows_out_total", VELO_METRIC_COUNTER,
+     "Rows the operator emitted."},
+    {"velo_operator_rows_failed_total", VELO_METRIC_COUNTER,
+     "Rows that failed evaluation in the operator."},
+    {"velo_operator_rows_late_total", VELO_METRIC_COUNTER,
+     "Rows that arrived for closed windows."},
+    {"velo_operator_state_rows", VELO_METRIC_GAUGE,
+     "Rows (groups, buffered rows) the operator holds as state."},
+    {"velo_operator_state_bytes", VELO_METRIC_GAUGE,
+     "Memory the operator holds for state."},
+};
+
+static const struct engine_family source_families[] = {
+    {"velo_source_records_total", VELO_METRIC_COUNTER,
+     "Records decoded from the source."},
+    {"velo_source_bytes_total", VELO_METRIC_COUNTER,
+     "Bytes read from the source."},
+    {"velo_source_bad_records_total", VELO_METRIC_COUNTER,
+     "Records of the source that could not be decoded."},
+    {"velo_source_lag", VELO_METRIC_GAUGE,
+     "Input not yet read: records (Kafka) or bytes (files); NaN when "
+     "unknown."},
+    {"velo_source_watermark_delay_seconds", VELO_METRIC_GAUGE,
+     "Wall clock minus the source's event-time watermark."},
+};
+
+/* Which statement each operator works for: the one whose output (a sink's
+ * upstream) it reaches without passing another statement's output first;
+ * a source's Tee that feeds several statements gets -1. */
+static int op_statements(struct velo_obs_job_metrics *jm)
+{
+    const struct velo_plan *p = jm->plan;
+    jm->op_stmt = calloc(p->nops ? p->nops : 1, sizeof(*jm->op_stmt));
+    const struct velo_op **stack = calloc(p->nops * 4 + 16, sizeof(*stack));
+    if (jm->op_stmt == NULL || stack == NULL) {
+        free(stack);
+        return VELO_ERR;
+    }
+    size_t cap = p->nops * 4 + 16;
+    for (size_t i = 0; i < p->nops; i++) {
+        int found = -2; /* none yet */
+        size_t top = 0;
+        stack[top++] = p->ops[i];
+        /* Plans are DAGs of a few dozen operators: a bounded walk. */
+        size_t steps = 0;
+        while (top > 0 && steps++ < 100000) {
+            const struct velo_op *op = stack[--top];
+            int hit = -1;
+            for (size_t k = 0; k < p->nsinks; k++) {
+                if (p->sinks[k].upstream == op) {
+                    hit = (int)p->sinks[k].statement;
+                    break;
+                }
+            }
+            if (hit >= 0) {
+                found = found == -2 || found == hit ? hit : -1;
+                continue;
+            }
+            for (size_t c = 0; c < op->nchildren && top < cap; c++) {
+                stack[top++] = op->children[c];
+            }
+        }
+        jm->op_stmt[i] = found >= 0 ? found : -1;
+    }
+    free(stack);
+    return VELO_OK;
+}
+
+static int register_engine(struct velo_obs_job_metrics *jm)
 {
     struct velo_metrics *m = jm->m;
-    const char *q[1] = {name};
-    jm->records_in = one(m, "velo_job_records_in_total",
-                         "Records decoded from the job's sources.",
-                         VELO_METRIC_COUNTER, "query", q, 1);
-    jm->records_out = one(m, "velo_job_records_out_total",
-                          "Rows handed to the job's sinks.",
-                          VELO_METRIC_COUNTER, "query", q, 1);
-    jm->bad = one(m, "velo_job_bad_records_total",
-                  "Records that could not be decoded (skipped).",
-                  VELO_METRIC_COUNTER, "query", q, 1);
-    jm->failed = one(m, "velo_job_failed_rows_total",
-                     "Rows that failed evaluation (skipped).",
-                     VELO_METRIC_COUNTER, "query", q, 1);
-    jm->late = one(m, "velo_job_late_rows_total",
-                   "Rows for windows that had already closed (dropped).",
-                   VELO_METRIC_COUNTER, "query", q, 1);
-    jm->bytes_in = one(m, "velo_job_bytes_in_total",
-                       "Bytes read from the job's sources.",
-                       VELO_METRIC_COUNTER, "query", q, 1);
-    if (jm->records_in == NULL || jm->records_out == NULL || jm->bad == NULL ||
-        jm->failed == NULL || jm->late == NULL || jm->bytes_in == NULL) {
+    const struct velo_plan *p = jm->plan;
+    int failed = 0;
+    const char *q[1] = {jm->name};
+    struct velo_metric **job_series[] = {
+        &jm->records_in,     &jm->records_out, &jm->bad,
+        &jm->failed,         &jm->late,        &jm->bytes_in,
+        &jm->dead_lettered,  &jm->watermark,   &jm->wm_delay,
+        &jm->max_event_time, &jm->state_rows,  &jm->state_bytes,
+        &jm->batch_latency,  &jm->checkpoints, &jm->ckpt_duration,
+        &jm->ckpt_age,       &jm->ckpt_bytes,
+    };
+    _Static_assert(sizeof(job_series) / sizeof(job_series[0]) ==
+                       sizeof(job_families) / sizeof(job_families[0]),
+                   "one series pointer per job family");
+    for (size_t i = 0; i < sizeof(job_families) / sizeof(job_families[0]);
+         i++) {
+        *job_series[i] = one(m, &job_families[i], "query", q, 1, &failed);
+    }
+    /* Nothing measured yet: NaN, not a misleading 0. */
+    velo_metric_set(jm->watermark, NAN);
+    velo_metric_set(jm->wm_delay, NAN);
+    velo_metric_set(jm->max_event_time, NAN);
+    velo_metric_set(jm->ckpt_duration, NAN);
+    velo_metric_set(jm->ckpt_bytes, NAN);
+
+    jm->stmt_names =
+        calloc(p->nstatements ? p->nstatements : 1, sizeof(*jm->stmt_names));
+    if (jm->stmt_names == NULL || op_statements(jm) != VELO_OK) {
         return VELO_ERR;
     }
-    const struct velo_plan *p = jm->plan;
+    for (size_t i = 0; i < p->nstatements; i++) {
+        char b[VELO_NAME_MAX + 32];
+        velo_obs_statement_name(p, i, b, sizeof(b));
+        jm->stmt_names[i] = strdup(b);
+        if (jm->stmt_names[i] == NULL) {
+            return VELO_ERR;
+        }
+    }
     jm->nops = p->nops;
     jm->ops = calloc(p->nops ? p->nops : 1, sizeof(*jm->ops));
-    jm->source_records =
-        calloc(p->nsources ? p->nsources : 1, sizeof(*jm->source_records));
-    if (jm->ops == NULL || jm->source_records == NULL) {
+    jm->nsources = p->nsources;
+    jm->sources = calloc(p->nsources ? p->nsources : 1, sizeof(*jm->sources));
+    if (jm->ops == NULL || jm->sources == NULL) {
         return VELO_ERR;
     }
-    static const char ol[] = "query,op_id,operator";
+    static const char ol[] = "query,statement,op_id,operator";
     for (size_t i = 0; i < p->nops; i++) {
         char id[24];
         snprintf(id, sizeof(id), "%zu", i);
-        const char *v[3] = {name, id, p->ops[i]->ops->name};
-        struct op_series *s = &jm->ops[i];
-        s->in = one(m, "velo_operator_rows_in_total",
-                    "Rows pushed into the operator.", VELO_METRIC_COUNTER,
-                    ol, v, 3);
-        s->out = one(m, "velo_operator_rows_out_total",
-                     "Rows the operator emitted.", VELO_METRIC_COUNTER, ol,
-                     v, 3);
-        s->failed = one(m, "velo_operator_rows_failed_total",
-                        "Rows that failed evaluation in the operator.",
-                        VELO_METRIC_COUNTER, ol, v, 3);
-        s->late = one(m, "velo_operator_rows_late_total",
-                      "Rows that arrived for closed windows.",
-                      VELO_METRIC_COUNTER, ol, v, 3);
-        s->state_rows = one(m, "velo_operator_state_rows",
-                            "Rows (groups, buffered rows) the operator "
-                            "holds as state.",
-                            VELO_METRIC_GAUGE, ol, v, 3);
-        s->state_bytes = one(m, "velo_operator_state_bytes",
-                             "Memory the operator holds for state.",
-                             VELO_METRIC_GAUGE, ol, v, 3);
+        const char *st =
+            jm->op_stmt[i] >= 0 ? jm->stmt_names[jm->op_stmt[i]] : "shared";
+        const char *v[4] = {jm->name, st, id, p->ops[i]->ops->name};
+        struct velo_obs_op_series *s = &jm->ops[i];
+        struct velo_metric **ps[] = {&s->in,   &s->out,        &s->failed,
+                                     &s->late, &s->state_rows, &s->state_bytes};
+        for (size_t k = 0; k < sizeof(ps) / sizeof(ps[0]); k++) {
+            *ps[k] = one(m, &op_families[k], ol, v, 4, &failed);
+        }
     }
     for (size_t i = 0; i < p->nsources; i++) {
-        const char *v[2] = {name, p->sources[i].name};
-        jm->source_records[i] =
-            one(m, "velo_source_records_total",
-                "Records decoded from the source.", VELO_METRIC_COUNTER,
-                "query,source", v, 2);
+        /* The job's name for the source: a URI's password masked. */
+        struct velo_job_source_stats ss;
+        memset(&ss, 0, sizeof(ss));
+        if (i < velo_job_nsources(jm->job)) {
+            velo_job_source_stats(jm->job, i, &ss);
+        }
+        const char *v[2] = {jm->name,
+                            ss.name != NULL ? ss.name : p->sources[i].name};
+        struct velo_obs_source_series *s = &jm->sources[i];
+        struct velo_metric **ps[] = {&s->records, &s->bytes, &s->bad, &s->lag,
+                                     &s->wm_delay};
+        for (size_t k = 0; k < sizeof(ps) / sizeof(ps[0]); k++) {
+            *ps[k] = one(m, &source_families[k], "query,source", v, 2, &failed);
+        }
+        velo_metric_set(s->lag, NAN);
+        velo_metric_set(s->wm_delay, NAN);
+    }
+    if (failed) {
+        velo_log_error("metrics: cannot register the engine metrics (%s)",
+                       strerror(errno));
+        return VELO_ERR;
     }
     return velo_metrics_add_collector(m, collect, jm);
 }
@@ -215,7 +385,7 @@ static uint64_t fnv1a(const char *s, size_t n)
 static int format_value(const struct velo_column *c, size_t r, char *buf,
                         size_t *o)
 {
-    size_t room = LABEL_BUF - *o;
+    size_t room = VELO_OBS_LABEL_BUF - *o;
     int n = 0;
     char *p = buf + *o;
     if (c->has_nulls && c->nulls[r]) {
@@ -285,13 +455,13 @@ static double value_of(const struct velo_column *c, size_t r)
     }
 }
 
-static void count_drop(struct annotated *a)
+static void count_drop(struct velo_obs_annotated *a)
 {
     velo_metric_inc(a->dropped, 1.0);
 }
 
 /* The series for row r, from the cache or made now. NULL: dropped. */
-static struct velo_metric *series_for(struct annotated *a,
+static struct velo_metric *series_for(struct velo_obs_annotated *a,
                                       const struct velo_batch *b, size_t r)
 {
     const struct velo_obs_metric_spec *sp = a->spec;
@@ -313,7 +483,7 @@ static struct velo_metric *series_for(struct annotated *a,
     uint64_t h = fnv1a(a->buf, o);
     size_t mask = a->nslots - 1;
     for (size_t k = (size_t)h & mask;; k = (k + 1) & mask) {
-        struct series_slot *sl = &a->slots[k];
+        struct velo_obs_series_slot *sl = &a->slots[k];
         if (sl->key == NULL) {
             break;
         }
@@ -357,7 +527,7 @@ static struct velo_metric *series_for(struct annotated *a,
 
 static int on_batch(void *arg, struct velo_batch *b)
 {
-    struct annotated *a = arg;
+    struct velo_obs_annotated *a = arg;
     const struct velo_obs_metric_spec *sp = a->spec;
     const struct velo_column *cond = NULL;
     if (a->ev != NULL) {
@@ -410,7 +580,7 @@ static int on_batch(void *arg, struct velo_batch *b)
     return VELO_OK;
 }
 
-static int attach(struct velo_obs_job_metrics *jm, struct annotated *a,
+static int attach(struct velo_obs_job_metrics *jm, struct velo_obs_annotated *a,
                   const struct velo_obs_metric_spec *sp, size_t cap)
 {
     a->jm = jm;
@@ -489,10 +659,12 @@ velo_obs_job_metrics_create(struct velo_metrics *m, const char *name,
     jm->m = m;
     jm->job = job;
     jm->plan = velo_job_plan(job);
+    jm->name = strdup(name != NULL ? name : "");
+    jm->created_us = velo_obs_wall_us();
     if (series_cap == 0) {
         series_cap = VELO_OBS_DEFAULT_SERIES_CAP;
     }
-    if (register_engine(jm, name) != VELO_OK) {
+    if (jm->name == NULL || register_engine(jm) != VELO_OK) {
         velo_obs_job_metrics_destroy(jm);
         errno = ENOMEM;
         return NULL;
@@ -520,25 +692,27 @@ velo_obs_job_metrics_create(struct velo_metrics *m, const char *name,
     return jm;
 }
 
+void velo_obs_unhook(struct velo_op *up, struct velo_op *op)
+{
+    for (size_t c = 0; c < up->nchildren; c++) {
+        if (up->children[c] == op) {
+            memmove(&up->children[c], &up->children[c + 1],
+                    (up->nchildren - c - 1) * sizeof(up->children[0]));
+            up->nchildren--;
+            return;
+        }
+    }
+}
+
 void velo_obs_job_metrics_destroy(struct velo_obs_job_metrics *jm)
 {
     if (jm == NULL) {
         return;
     }
     for (size_t i = 0; i < jm->nann; i++) {
-        struct annotated *a = &jm->ann[i];
+        struct velo_obs_annotated *a = &jm->ann[i];
         if (a->op != NULL) {
-            /* Unhook from the upstream before freeing. */
-            struct velo_op *up = a->spec->sink->upstream;
-            for (size_t c = 0; c < up->nchildren; c++) {
-                if (up->children[c] == a->op) {
-                    memmove(&up->children[c], &up->children[c + 1],
-                            (up->nchildren - c - 1) *
-                                sizeof(up->children[0]));
-                    up->nchildren--;
-                    break;
-                }
-            }
+            velo_obs_unhook(a->spec->sink->upstream, a->op);
             velo_op_destroy(a->op);
         }
         velo_evaluator_destroy(a->ev);
@@ -551,7 +725,14 @@ void velo_obs_job_metrics_destroy(struct velo_obs_job_metrics *jm)
     }
     free(jm->ann);
     free(jm->ops);
-    free(jm->source_records);
+    free(jm->sources);
+    free(jm->op_stmt);
+    for (size_t i = 0; jm->stmt_names != NULL && i < jm->plan->nstatements;
+         i++) {
+        free(jm->stmt_names[i]);
+    }
+    free(jm->stmt_names);
+    free(jm->name);
     free(jm);
 }
 
@@ -595,7 +776,15 @@ static void metrics_handler(struct evhttp_request *req, void *arg)
 static void other_handler(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    evhttp_send_error(req, 404, "only /metrics is served here");
+    evhttp_send_error(req, 404, "not found (this listener serves /metrics)");
+}
+
+int velo_obs_metrics_http_route(struct velo_obs_metrics_http *h,
+                                const char *path,
+                                void (*cb)(struct evhttp_request *, void *),
+                                void *arg)
+{
+    return evhttp_set_cb(h->http, path, cb, arg) == 0 ? VELO_OK : VELO_ERR;
 }
 
 struct velo_obs_metrics_http *velo_obs_metrics_http_start(

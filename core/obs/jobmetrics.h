@@ -1,9 +1,12 @@
 /*
- * A job's metrics: the engine's own (records in/out, bad, failed and late
- * rows per job; rows in/out/failed/late and state per operator; records
- * per source) refreshed from the job's counters before each exposition,
- * and the @metric annotations, updated by a callback operator attached to
- * the annotated statement's output as each batch passes.
+ * A job's metrics: the engine's own (per job: records and rows in/out,
+ * bad, failed, late and dead-lettered, batch latency, watermark, state,
+ * checkpoints; per source: records, bytes, lag, watermark delay; per
+ * operator, labelled with its statement: rows in/out/failed/late and
+ * state) refreshed from the job's counters before each exposition, and
+ * the @metric annotations, updated by a callback operator attached to the
+ * annotated statement's output as each batch passes. docs/observability.md
+ * lists them all.
  *
  * Everything runs on the job's thread: the collector reads the counters
  * the job thread writes, so render the registry on that thread (velo run
@@ -57,5 +60,30 @@ int velo_obs_metrics_http_port(const struct velo_obs_metrics_http *h);
 /** Answer what is pending without blocking. */
 void velo_obs_metrics_http_poll(struct velo_obs_metrics_http *h);
 void velo_obs_metrics_http_stop(struct velo_obs_metrics_http *h);
+
+/* ---- `velo run --dashboard` ---------------------------------------------- */
+
+struct velo_obs_live;
+
+/**
+ * Watch the job: keep the last rows of each statement's output (a
+ * callback operator on each, like the @metric ones) and serve, on h,
+ * GET /dashboard (a self-contained live page), GET /api/job (the JSON it
+ * polls) and / (a redirect to /dashboard). jm and h are borrowed and
+ * must outlive the result; destroy it before jm and the job.
+ * @return NULL (reason logged) on failure.
+ */
+struct velo_obs_live *velo_obs_live_create(struct velo_obs_job_metrics *jm,
+                                           struct velo_obs_metrics_http *h);
+void velo_obs_live_destroy(struct velo_obs_live *l);
+
+/** The job has stopped (ok: without an error): /api/job says so, and the
+ *  page shows the final state instead of "live". */
+void velo_obs_live_finished(struct velo_obs_live *l, int ok);
+
+/** The /api/job document: the job's stats, sources, statements with their
+ *  last output rows, operators and @metric values. @return malloc'd JSON
+ *  text, NULL on ENOMEM. */
+char *velo_obs_live_json(const struct velo_obs_live *l);
 
 #endif /* VELO_OBS_JOBMETRICS_H */

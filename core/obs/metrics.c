@@ -573,6 +573,49 @@ void velo_metric_observe(struct velo_metric *s, double v)
     atomic_add_double(&s->value, v);
 }
 
+int velo_metric_histogram_set(struct velo_metric *s, const uint64_t *le_cum,
+                              size_t n, uint64_t count, double sum)
+{
+    if (s == NULL || s->family->type != VELO_METRIC_HISTOGRAM ||
+        n != s->family->n_bounds) {
+        return VELO_ERR;
+    }
+    /* Stored per bucket, not cumulative; clamp so a count read while the
+     * source moves on can never make a bucket negative. */
+    uint64_t prev = 0;
+    for (size_t i = 0; i <= n; i++) {
+        uint64_t c = i < n ? le_cum[i] : count;
+        if (c < prev) {
+            c = prev;
+        }
+        atomic_store_explicit(&s->buckets[i], c - prev, memory_order_relaxed);
+        prev = c;
+    }
+    atomic_store_explicit(&s->value, d2u(sum), memory_order_relaxed);
+    return VELO_OK;
+}
+
+void velo_metrics_family_visit(struct velo_metric_family *f,
+                               velo_metric_visit_fn fn, void *arg)
+{
+    if (f == NULL || fn == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&f->registry->lock);
+    for (const struct velo_metric *s = f->first; s != NULL; s = s->next) {
+        uint64_t count = 0;
+        if (f->type == VELO_METRIC_HISTOGRAM) {
+            for (size_t i = 0; i <= f->n_bounds; i++) {
+                count +=
+                    atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+            }
+        }
+        fn(arg, (const char *const *)s->label_values, f->n_labels,
+           velo_metric_value(s), count);
+    }
+    pthread_mutex_unlock(&f->registry->lock);
+}
+
 double velo_metric_value(const struct velo_metric *s)
 {
     if (s == NULL) {

@@ -52,6 +52,25 @@ void velo_metric_set(struct velo_metric *s, double v);     /* gauge */
 void velo_metric_observe(struct velo_metric *s, double v); /* histogram */
 double velo_metric_value(const struct velo_metric *s);     /* counter/gauge */
 
+/**
+ * Mirror a histogram kept elsewhere (a job's batch latency): le_cum[i] is
+ * the cumulative count of observations <= the family's bound i (n must be
+ * the family's number of bounds), count the total and sum their sum.
+ * @return VELO_ERR when s is not a histogram or n does not match.
+ */
+int velo_metric_histogram_set(struct velo_metric *s, const uint64_t *le_cum,
+                              size_t n, uint64_t count, double sum);
+
+/** One series as velo_metrics_family_visit shows it: value is a counter's
+ *  or gauge's value or a histogram's sum; count a histogram's count (0
+ *  otherwise). label_values are borrowed for the call. */
+typedef void (*velo_metric_visit_fn)(void *arg, const char *const *label_values,
+                                     size_t n, double value, uint64_t count);
+/** Call fn for each series of f, in creation order (under the registry
+ *  lock: fn must not call into the registry). */
+void velo_metrics_family_visit(struct velo_metric_family *f,
+                               velo_metric_visit_fn fn, void *arg);
+
 /* Callback run before each exposition (process stats, queue depth). */
 typedef void (*velo_metrics_collect_fn)(struct velo_metrics *m, void *arg);
 int velo_metrics_add_collector(struct velo_metrics *m,

@@ -72,7 +72,8 @@ printf '%s\n' \
   '{"symbol":"AAPL","price":10.5,"qty":100}' \
   '{"symbol":"MSFT","price":20,"qty":5}' \
   '{"symbol":"AAPL","price":11,"qty":300}' \
-  '{"symbol":"GOOG","price":5,"qty":50}' >&7
+  '{"symbol":"GOOG","price":5,"qty":50}' | tee "$SCRATCH/in1.jsonl" >&7
+IN_BYTES="$(wc -c <"$SCRATCH/in1.jsonl")"
 
 MPORT=""
 for _ in $(seq 1 200); do
@@ -95,7 +96,25 @@ check "promtool check metrics accepts the scrape" \
   bash -c "promtool check metrics <'$S'"
 check "engine: records in" grep -qx 'velo_job_records_in_total{query="trades"} 4' "$S"
 check "engine: records per source" grep -qx 'velo_source_records_total{query="trades",source="trades"} 4' "$S"
-check "engine: operator rows" grep -q '^velo_operator_rows_out_total{query="trades",op_id="0",operator="Tee"} 4$' "$S"
+check "engine: operator rows, the source's Tee shared by both statements" \
+  grep -qx 'velo_operator_rows_out_total{query="trades",statement="shared",op_id="0",operator="Tee"} 4' "$S"
+check "engine: an operator labelled with its statement" \
+  grep -Eq '^velo_operator_rows_in_total\{query="trades",statement="priced",op_id="[0-9]+",operator="Project"\} 4$' "$S"
+check "engine: rows out" grep -qx 'velo_job_records_out_total{query="trades"} 8' "$S"
+check "engine: bytes per source" \
+  grep -qx "velo_source_bytes_total{query=\"trades\",source=\"trades\"} $IN_BYTES" "$S"
+check "engine: nothing dead-lettered" grep -qx 'velo_job_dead_lettered_total{query="trades"} 0' "$S"
+check "engine: no watermark without event time (NaN)" \
+  grep -qx 'velo_job_watermark_delay_seconds{query="trades"} NaN' "$S"
+check "engine: batch latency histogram" \
+  grep -qx '# TYPE velo_job_batch_latency_seconds histogram' "$S"
+lat_count="$(sed -n 's/^velo_job_batch_latency_seconds_count{query="trades"} //p' "$S")"
+lat_inf="$(sed -n 's/^velo_job_batch_latency_seconds_bucket{query="trades",le="+Inf"} //p' "$S")"
+check "engine: batches observed ($lat_count), +Inf bucket = count" \
+  test -n "$lat_count" -a "${lat_count:-0}" -ge 1 -a "$lat_inf" = "$lat_count"
+check "engine: checkpoint age" \
+  grep -Eq '^velo_job_last_checkpoint_age_seconds\{query="trades"\} [0-9.e+-]+$' "$S"
+check "engine: job state gauge" grep -qx 'velo_job_state_rows{query="trades"} 0' "$S"
 check "engine: operator state gauge" grep -q '^velo_operator_state_bytes{query="trades"' "$S"
 check "counter by label: AAPL 2" grep -qx 'trades_total{symbol="AAPL"} 2' "$S"
 check "counter by label: GOOG 1" grep -qx 'trades_total{symbol="GOOG"} 1' "$S"
@@ -121,6 +140,123 @@ exec 7>&-
 st=0; wait "$RUN_PID" || st=$?
 check "run ends cleanly when the FIFO closes" test "$st" -eq 0
 
+# metrics_port ERRFILE: waits for the port `velo run` printed
+metrics_port() {
+  local p=""
+  for _ in $(seq 1 200); do
+    p="$(sed -n 's/.*http:\/\/127\.0\.0\.1:\([0-9][0-9]*\)\/metrics.*/\1/p' "$1" | head -1)"
+    [[ -n "$p" ]] && break
+    sleep 0.05
+  done
+  echo "$p"
+}
+# scrape_until PORT LINE: scrapes into $S until it holds LINE (10 s)
+scrape_until() {
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$1/metrics" >"$S" || true
+    grep -qx "$2" "$S" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# ---- label cardinality cap ------------------------------------------------
+# Five symbols under a cap of two label sets: two series per labelled
+# metric, three updates dropped and counted, the rest undisturbed.
+"$VELO_BIN" run "$Q" --metrics-port 0 --metrics-series-cap 2 --no-progress \
+  <"$SCRATCH/in.fifo" >"$SCRATCH/cap.out" 2>"$SCRATCH/cap.err" &
+RUN_PID=$!
+exec 7>"$SCRATCH/in.fifo"
+for sym in A B C D E; do
+  printf '{"symbol":"%s","price":1,"qty":1}\n' "$sym" >&7
+done
+MPORT="$(metrics_port "$SCRATCH/cap.err")"
+scrape_until "$MPORT" 'velo_job_records_in_total{query="trades"} 5' || true
+check "cap: two series kept" test "$(grep -c '^trades_total{' "$S")" -eq 2
+check "cap: the first two label sets" grep -qx 'trades_total{symbol="B"} 1' "$S"
+check "cap: dropped updates counted per family" \
+  grep -qx 'velo_metrics_dropped_series_total{family="trades_total"} 3' "$S"
+check "cap: the gauge capped the same way" \
+  grep -qx 'velo_metrics_dropped_series_total{family="last_price"} 3' "$S"
+check "cap: the unlabelled histogram unaffected" \
+  grep -qx 'velo_metrics_dropped_series_total{family="big_qty"} 0' "$S"
+check "cap: promtool still accepts the scrape" bash -c "promtool check metrics <'$S'"
+exec 7>&-
+st=0; wait "$RUN_PID" || st=$?
+check "cap: run ends cleanly" test "$st" -eq 0
+
+# ---- checkpoints ------------------------------------------------------------
+"$VELO_BIN" run "$Q" --metrics-port 0 --no-progress \
+  --state-dir "$SCRATCH/state" --checkpoint-interval 200ms \
+  <"$SCRATCH/in.fifo" >"$SCRATCH/ck.out" 2>"$SCRATCH/ck.err" &
+RUN_PID=$!
+exec 7>"$SCRATCH/in.fifo"
+printf '%s\n' '{"symbol":"AAPL","price":1,"qty":1}' >&7
+MPORT="$(metrics_port "$SCRATCH/ck.err")"
+ck=""
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$MPORT/metrics" >"$S" || true
+  ck="$(sed -n 's/^velo_job_checkpoints_total{query="trades"} //p' "$S")"
+  [[ -n "$ck" && "$ck" -ge 2 ]] && break
+  sleep 0.1
+done
+check "checkpoints: counted while running ($ck)" test -n "$ck" -a "${ck:-0}" -ge 2
+age="$(sed -n 's/^velo_job_last_checkpoint_age_seconds{query="trades"} //p' "$S")"
+check "checkpoints: age below a few intervals ($age s)" \
+  python3 -c "import sys; sys.exit(not (0 <= float('$age' or 'nan') < 5))"
+dur="$(sed -n 's/^velo_job_checkpoint_duration_seconds{query="trades"} //p' "$S")"
+check "checkpoints: last duration measured ($dur s)" \
+  python3 -c "import sys; sys.exit(not (0 <= float('$dur' or 'nan') < 5))"
+size="$(sed -n 's/^velo_job_checkpoint_size_bytes{query="trades"} //p' "$S")"
+real="$(stat -c %s "$SCRATCH/state/checkpoint" 2>/dev/null || echo missing)"
+check "checkpoints: size of the last one ($size bytes; the file has $real)" \
+  python3 -c "import sys; sys.exit(not (float('$size' or 'nan') > 0))"
+exec 7>&-
+st=0; wait "$RUN_PID" || st=$?
+check "checkpoints: run ends cleanly" test "$st" -eq 0
+
+# ---- event time: watermark gauges ---------------------------------------
+cat >"$SCRATCH/ev.sql" <<'SQL'
+CREATE STREAM ev (id BIGINT, ts TIMESTAMP)
+WITH ('ev.type'='stdin_source', 'ev.format'='json',
+      'ev.event.time.field'='ts');
+SELECT id FROM ev;
+SQL
+"$VELO_BIN" run "$SCRATCH/ev.sql" --metrics-port 0 --no-progress \
+  <"$SCRATCH/in.fifo" >"$SCRATCH/ev.out" 2>"$SCRATCH/ev.err" &
+RUN_PID=$!
+exec 7>"$SCRATCH/in.fifo"
+printf '%s\n' '{"id":1,"ts":"2024-01-01T00:00:10Z"}' \
+  '{"id":2,"ts":"2024-01-01T00:00:40Z"}' \
+  '{"id":3,"ts":"2024-01-01T00:00:20Z"}' >&7
+MPORT="$(metrics_port "$SCRATCH/ev.err")"
+scrape_until "$MPORT" 'velo_job_records_in_total{query="ev"} 3' || true
+# The engine keeps event time inside each statement's operators; the job
+# reports a watermark once it tracks one. Until then the gauges are NaN
+# (never a wrong number); once it does, they must agree with the input:
+# 2024-01-01T00:00:40Z is 1704067240 (date -u -d 2024-01-01T00:00:40Z +%s).
+for g in velo_job_watermark_seconds velo_job_watermark_delay_seconds \
+         velo_job_max_event_time_seconds velo_source_watermark_delay_seconds; do
+  check "event time: $g is a gauge" grep -qx "# TYPE $g gauge" "$S"
+done
+maxev="$(sed -n 's/^velo_job_max_event_time_seconds{query="ev"} //p' "$S")"
+wm="$(sed -n 's/^velo_job_watermark_seconds{query="ev"} //p' "$S")"
+delay="$(sed -n 's/^velo_job_watermark_delay_seconds{query="ev"} //p' "$S")"
+now="$(date +%s)"
+if [[ "$wm" == NaN ]]; then
+  echo "note: the job reports no watermark yet; checking that it says so"
+  check "event time: no watermark, no delay" test "$delay" = NaN
+else
+  check "event time: highest seen ($maxev)" test "$maxev" = 1704067240
+  check "event time: a watermark within the events seen ($wm)" \
+    python3 -c "import sys; w = float('$wm'); sys.exit(not (1704067200 <= w <= 1704067240))"
+  check "event time: delay = now - watermark ($delay)" \
+    python3 -c "import sys; sys.exit(not (abs(float('$delay') - ($now - float('$wm'))) < 30))"
+fi
+exec 7>&-
+st=0; wait "$RUN_PID" || st=$?
+check "event time: run ends cleanly" test "$st" -eq 0
+
 # ---- rules ----------------------------------------------------------------
 check "velo rules writes a file" "$VELO_BIN" rules "$Q" --output "$SCRATCH/rules.yml"
 check "promtool check rules accepts it" promtool check rules "$SCRATCH/rules.yml"
@@ -139,6 +275,18 @@ check "dashboard: histogram quantiles" \
   grep -qF '"expr": "histogram_quantile(0.95, sum by (le) (rate(big_qty_bucket[$__rate_interval])))"' "$D"
 check "dashboard: gauge by label" grep -qF '"expr": "max by (symbol) (last_price)"' "$D"
 check "dashboard: engine panels" grep -qF 'velo_job_records_in_total' "$D"
+check "dashboard: batch latency quantiles" \
+  grep -qF 'histogram_quantile(0.99, sum by (query, le) (rate(velo_job_batch_latency_seconds_bucket[$__rate_interval])))' "$D"
+check "dashboard: operators by statement" \
+  grep -qF '"legendFormat": "{{statement}}: {{operator}} #{{op_id}}"' "$D"
+# Every engine metric a panel queries is one the job really exposes (the
+# last scrape above, of a running job).
+missing=""
+for n in $(grep -o 'velo_[a-z_]*' "$D" | sed 's/_bucket$//' | sort -u); do
+  grep -qx "# TYPE $n [a-z]*" "$S" || missing="$missing $n"
+done
+check "dashboard: every engine metric queried is exposed (missing:${missing:- none})" \
+  test -z "$missing"
 check "dashboard: legend from the labels" grep -qF '"legendFormat": "{{symbol}}"' "$D"
 
 finish

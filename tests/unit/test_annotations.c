@@ -262,7 +262,10 @@ static void test_updates(void)
     /* Engine metrics of the same run. */
     HAS(t, "velo_job_records_in_total{query=\"q\"} 4\n");
     HAS(t, "velo_source_records_total{query=\"q\",source=");
-    HAS(t, "velo_operator_rows_out_total{query=\"q\",op_id=\"0\"");
+    HAS(t, "velo_operator_rows_out_total{query=\"q\",statement=\"o\","
+           "op_id=\"0\"");
+    HAS(t, "# TYPE velo_job_batch_latency_seconds histogram\n");
+    HAS(t, "velo_job_dead_lettered_total{query=\"q\"} 0\n");
     free(t);
 }
 

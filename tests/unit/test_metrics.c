@@ -535,6 +535,109 @@ static void test_promtool_accepts(void)
     free(out);
 }
 
+/* A histogram kept elsewhere (the job's batch latency) mirrored exactly:
+ * cumulative counts in, per-bucket storage, cumulative exposition out. */
+static void test_histogram_set(void)
+{
+    struct velo_metrics *m = velo_metrics_create();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    static const double b[] = {0.01, 0.1, 1};
+    struct velo_metric *h = velo_metric_series(
+        velo_metrics_family(m, "velo_test_mirror_seconds", "Mirror.",
+                            VELO_METRIC_HISTOGRAM, NULL, b, 3),
+        NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    /* 7 observations: 2 <= 0.01, 5 <= 0.1, 6 <= 1, one above. */
+    const uint64_t cum[] = {2, 5, 6};
+    CU_ASSERT_EQUAL(velo_metric_histogram_set(h, cum, 3, 7, 3.25), VELO_OK);
+    char *t = render(m);
+    CU_ASSERT_TRUE(
+        has_line(t, "velo_test_mirror_seconds_bucket{le=\"0.01\"} 2"));
+    CU_ASSERT_TRUE(
+        has_line(t, "velo_test_mirror_seconds_bucket{le=\"0.1\"} 5"));
+    CU_ASSERT_TRUE(has_line(t, "velo_test_mirror_seconds_bucket{le=\"1\"} 6"));
+    CU_ASSERT_TRUE(
+        has_line(t, "velo_test_mirror_seconds_bucket{le=\"+Inf\"} 7"));
+    CU_ASSERT_TRUE(has_line(t, "velo_test_mirror_seconds_sum 3.25"));
+    CU_ASSERT_TRUE(has_line(t, "velo_test_mirror_seconds_count 7"));
+    free(t);
+    /* Set again (not added): the newer totals replace the older. A count
+     * read mid-update that runs behind a bound is clamped, never
+     * negative. */
+    const uint64_t cum2[] = {3, 2, 9};
+    CU_ASSERT_EQUAL(velo_metric_histogram_set(h, cum2, 3, 8, 4), VELO_OK);
+    t = render(m);
+    CU_ASSERT_TRUE(
+        has_line(t, "velo_test_mirror_seconds_bucket{le=\"0.1\"} 3"));
+    CU_ASSERT_TRUE(has_line(t, "velo_test_mirror_seconds_bucket{le=\"1\"} 9"));
+    CU_ASSERT_TRUE(
+        has_line(t, "velo_test_mirror_seconds_bucket{le=\"+Inf\"} 9"));
+    CU_ASSERT_TRUE(has_line(t, "velo_test_mirror_seconds_count 9"));
+    free(t);
+    /* Wrong shape or wrong type: refused, nothing changes. */
+    CU_ASSERT_EQUAL(velo_metric_histogram_set(h, cum, 2, 7, 1), VELO_ERR);
+    struct velo_metric *g = velo_metric_series(
+        velo_metrics_family(m, "velo_test_g", "G.", VELO_METRIC_GAUGE, NULL,
+                            NULL, 0),
+        NULL, 0);
+    CU_ASSERT_EQUAL(velo_metric_histogram_set(g, cum, 3, 7, 1), VELO_ERR);
+    CU_ASSERT_EQUAL(velo_metric_histogram_set(NULL, cum, 3, 7, 1), VELO_ERR);
+    velo_metrics_destroy(m);
+}
+
+struct visited {
+    int n;
+    char seen[4][64];
+    double values[4];
+    uint64_t counts[4];
+};
+
+static void visit(void *arg, const char *const *labels, size_t n, double value,
+                  uint64_t count)
+{
+    struct visited *v = arg;
+    if (v->n < 4) {
+        snprintf(v->seen[v->n], sizeof(v->seen[0]), "%s",
+                 n > 0 ? labels[0] : "-");
+        v->values[v->n] = value;
+        v->counts[v->n] = count;
+    }
+    v->n++;
+}
+
+static void test_family_visit(void)
+{
+    struct velo_metrics *m = velo_metrics_create();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    struct velo_metric_family *c = velo_metrics_family(
+        m, "velo_test_visit_total", "V.", VELO_METRIC_COUNTER, "k", NULL, 0);
+    const char *a[] = {"a"}, *b[] = {"b"};
+    velo_metric_inc(velo_metric_series(c, b, 1), 2);
+    velo_metric_inc(velo_metric_series(c, a, 1), 5);
+    struct visited v = {0};
+    velo_metrics_family_visit(c, visit, &v);
+    CU_ASSERT_EQUAL(v.n, 2);
+    CU_ASSERT_STRING_EQUAL(v.seen[0], "b"); /* creation order */
+    CU_ASSERT_DOUBLE_EQUAL(v.values[0], 2, 0);
+    CU_ASSERT_STRING_EQUAL(v.seen[1], "a");
+    CU_ASSERT_DOUBLE_EQUAL(v.values[1], 5, 0);
+    CU_ASSERT_EQUAL(v.counts[1], 0);
+    struct velo_metric_family *h =
+        velo_metrics_family(m, "velo_test_visit_seconds", "H.",
+                            VELO_METRIC_HISTOGRAM, NULL, NULL, 0);
+    struct velo_metric *hs = velo_metric_series(h, NULL, 0);
+    velo_metric_observe(hs, 0.5);
+    velo_metric_observe(hs, 100);
+    memset(&v, 0, sizeof(v));
+    velo_metrics_family_visit(h, visit, &v);
+    CU_ASSERT_EQUAL(v.n, 1);
+    CU_ASSERT_STRING_EQUAL(v.seen[0], "-");
+    CU_ASSERT_DOUBLE_EQUAL(v.values[0], 100.5, 1e-9); /* the sum */
+    CU_ASSERT_EQUAL(v.counts[0], 2);
+    velo_metrics_family_visit(NULL, visit, &v); /* no crash */
+    velo_metrics_destroy(m);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -550,5 +653,7 @@ int main(void)
     CU_add_test(s, "collectors", test_collectors);
     CU_add_test(s, "process metrics", test_process_metrics);
     CU_add_test(s, "promtool accepts the exposition", test_promtool_accepts);
+    CU_add_test(s, "histogram mirrored", test_histogram_set);
+    CU_add_test(s, "family visit", test_family_visit);
     return tu_run_all();
 }
