@@ -29,6 +29,9 @@ int velo_cmd_validate(int argc, char **argv);
 int velo_cmd_explain(int argc, char **argv);
 int velo_cmd_rules(int argc, char **argv);
 int velo_cmd_dashboard(int argc, char **argv);
+int velo_cmd_test(int argc, char **argv);
+int velo_cmd_generate(int argc, char **argv);
+int velo_cmd_inspect(int argc, char **argv);
 
 struct velo_obs_annotations;
 /* velo rules / velo dashboard: read QUERY.sql [--output FILE], check its

@@ -16,6 +16,10 @@ struct verb {
 static const struct verb verbs[] = {
     {"run", "run SQL: a file, -e 'SQL', or SQL on standard input",
      velo_cmd_run},
+    {"test", "run SQL against generated input and check assertions",
+     velo_cmd_test},
+    {"generate", "write synthetic records from a schema file",
+     velo_cmd_generate},
     {"validate", "check SQL and report every error with line and column",
      velo_cmd_validate},
     {"explain", "print the plan of SQL: operators, schemas, state, emits",
@@ -28,6 +32,9 @@ static const struct verb verbs[] = {
      velo_cmd_server},
     {"plugins", "list plugins found and whether each loaded",
      velo_cmd_plugins},
+    {"inspect", "list or describe what a connector reaches (tables, "
+                "streams)",
+     velo_cmd_inspect},
     {"license", "verify or show a license file (verify, show)",
      velo_cmd_license},
     {"user", "manage users (add, passwd, list, delete)", velo_cmd_user},

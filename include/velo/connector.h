@@ -55,6 +55,11 @@ struct velo_source_batch {
     size_t capacity; /* set by the engine */
     struct velo_str *payload;      /* capacity entries */
     struct velo_record_meta *meta; /* capacity entries, or NULL */
+    /* ABI 1.1 (NULL for a source the engine does not ask): capacity
+     * entries, each the record's headers as one JSON object text
+     * ({"name": "value", ...}; a header without value is null), or ptr
+     * NULL when the record has none. Views valid until the next read. */
+    struct velo_str *headers;
 };
 
 /* What a source says about itself once created. */
@@ -72,7 +77,12 @@ enum velo_connector_flags {
     /* sink_write receives one encoded row per record (no trailing newline):
      * message systems (Kafka, Redis, PostgreSQL). Without it a sink is a
      * byte stream and receives chunks of many rows (files, stdout). */
-    VELO_CONNECTOR_RECORD_SINK = 4
+    VELO_CONNECTOR_RECORD_SINK = 4,
+    /* ABI 1.1: source_read returns one record per payload with meta (key,
+     * partition, offset, timestamp) and, when out->headers is non-NULL,
+     * headers: SQL then offers the hidden columns _key, _partition,
+     * _offset and _headers (HEADER('name')). */
+    VELO_CONNECTOR_RECORD_SOURCE = 8
 };
 
 struct velo_connector_vtable {
@@ -101,8 +111,9 @@ struct velo_connector_vtable {
                        size_t len);
     /** Everything read up to `pos` is durable downstream: acknowledge it
      *  upstream (commit offsets, XACK). Called only after every sink has
-     *  flushed; with stateful operators only at a clean stop until state
-     *  checkpoints exist. */
+     *  flushed: with a state dir after each checkpoint is on disk; without
+     *  one, now and then for stateless plans and at a clean stop for
+     *  stateful ones. */
     int (*source_commit)(struct velo_instance *ins, const uint8_t *pos,
                          size_t len);
     void (*source_destroy)(struct velo_instance *ins);
@@ -157,6 +168,19 @@ struct velo_connector_vtable {
     int (*introspect)(const void *config,
                       const struct velo_connector_ctx *ctx, const char *what,
                       const char *arg, char **out, char *err, size_t errlen);
+
+    /* --- sink checkpoints (ABI 1.1; NULL when none) --- */
+    /** After a successful sink_flush: serialize what is durable (a file:
+     *  which file and its length) for a checkpoint.
+     *  @return bytes written, or VELO_ERR when `cap` is too small. */
+    int (*sink_position)(struct velo_instance *ins, uint8_t *buf,
+                         size_t cap);
+    /** On resume, before any write: go back to a position sink_position
+     *  wrote (a file: truncate to the recorded length, so nothing written
+     *  after the checkpoint is there twice). @return VELO_OK or VELO_ERR
+     *  (logged). */
+    int (*sink_restore)(struct velo_instance *ins, const uint8_t *pos,
+                        size_t len);
 };
 
 /* Does this vtable (of `size` bytes) carry member m? */

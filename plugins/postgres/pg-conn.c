@@ -442,8 +442,9 @@ void pg_result_message(PGconn *conn, const PGresult *res, char *err,
     pg_message(tmp, err, errlen);
 }
 
-PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
-                   char *err, size_t errlen)
+static PGconn *pg_connect_kw(const struct pg_conf *conf,
+                             const struct pg_target *t, int replication,
+                             char *err, size_t errlen)
 {
     char timeout[32], options[96];
     /* libpq counts whole seconds; at least 2 (it treats 1 as 2). */
@@ -456,8 +457,8 @@ PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
              (long long)conf->statement_timeout);
     /* Settings before dbname are defaults the URI may override; the
      * password property comes after, so it wins over the URI's. */
-    const char *kw[8];
-    const char *val[8];
+    const char *kw[10];
+    const char *val[10];
     int i = 0;
     kw[i] = "connect_timeout";
     val[i++] = timeout;
@@ -473,6 +474,10 @@ PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
         kw[i] = "password";
         val[i++] = conf->password;
     }
+    if (replication) {
+        kw[i] = "replication";
+        val[i++] = "database";
+    }
     kw[i] = NULL;
     val[i] = NULL;
     PGconn *c = PQconnectdbParams(kw, val, 1);
@@ -486,6 +491,19 @@ PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
         return NULL;
     }
     return c;
+}
+
+PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
+                   char *err, size_t errlen)
+{
+    return pg_connect_kw(conf, t, 0, err, errlen);
+}
+
+PGconn *pg_connect_replication(const struct pg_conf *conf,
+                               const struct pg_target *t, char *err,
+                               size_t errlen)
+{
+    return pg_connect_kw(conf, t, 1, err, errlen);
 }
 
 int pg_conn_lost(PGconn *conn, const PGresult *res)

@@ -34,6 +34,12 @@ struct pg_conf {
     int64_t statement_timeout; /* ms, 0: none */
     int64_t reconnect_timeout; /* ms: sink gives up after this */
     char *application_name;
+    /* CDC (mode 'cdc') */
+    char *slot;
+    char *publication;
+    int create_slot;
+    int create_publication;
+    int snapshot;
 };
 
 /* Where and what, resolved from the URI (FROM/INTO or 'url') and the
@@ -58,6 +64,12 @@ void pg_target_free(struct pg_target *t);
  *  UTF-8. @return the connection, or NULL with the reason in err. */
 PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
                    char *err, size_t errlen);
+
+/** The same as a replication connection (replication=database), for
+ *  logical replication commands. */
+PGconn *pg_connect_replication(const struct pg_conf *conf,
+                               const struct pg_target *t, char *err,
+                               size_t errlen);
 
 /** Copy libpq's message (one line, trimmed) into err. */
 void pg_message(const char *msg, char *err, size_t errlen);
@@ -95,7 +107,33 @@ int pg_source_create(struct velo_instance *ins, const void *config,
                      const struct velo_connector_ctx *ctx,
                      struct velo_source_info *info);
 int pg_source_read(struct velo_instance *ins, struct velo_source_batch *out);
+int pg_source_position(struct velo_instance *ins, uint8_t *buf, size_t cap);
+int pg_source_seek(struct velo_instance *ins, const uint8_t *pos, size_t len);
+int pg_source_commit(struct velo_instance *ins, const uint8_t *pos, size_t len);
 void pg_source_destroy(struct velo_instance *ins);
+
+/* Mode 'cdc' (pg-cdc.c); pg_source_* hand over to these. */
+int pg_cdc_create(struct velo_instance *ins, const struct pg_conf *conf,
+                  const struct velo_connector_ctx *ctx,
+                  struct velo_source_info *info);
+int pg_cdc_read(struct velo_instance *ins, struct velo_source_batch *out);
+int pg_cdc_position(struct velo_instance *ins, uint8_t *buf, size_t cap);
+int pg_cdc_seek(struct velo_instance *ins, const uint8_t *pos, size_t len);
+int pg_cdc_commit(struct velo_instance *ins, const uint8_t *pos, size_t len);
+void pg_cdc_destroy(struct velo_instance *ins);
+
+/* Lookups (pg-lookup.c) and introspection (pg-introspect.c): the
+ * connector.h ABI 1.1 entries. */
+int pg_lookup_create(struct velo_instance *ins, const void *config,
+                     const struct velo_connector_ctx *ctx, const char *key);
+int pg_lookup_get(struct velo_instance *ins, const struct velo_str *keys,
+                  size_t n, struct velo_source_batch *out);
+void pg_lookup_destroy(struct velo_instance *ins);
+int pg_introspect(const void *config, const struct velo_connector_ctx *ctx,
+                  const char *what, const char *arg, char **out, char *err,
+                  size_t errlen);
+/** The host table, for introspection (which has no instance). */
+void pg_introspect_host(const struct velo_host_api *host);
 
 int pg_sink_create(struct velo_instance *ins, const void *config,
                    const struct velo_connector_ctx *ctx);

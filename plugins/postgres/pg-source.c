@@ -31,6 +31,7 @@
 enum pg_col_kind { PG_COL_TEXT, PG_COL_NUMBER, PG_COL_BOOL };
 
 struct pg_source {
+    int cdc; /* 0: tells pg_source_* apart from the CDC source (pg-cdc.c) */
     struct pg_target t;
     PGconn *conn;
     char *fetch_sql;
@@ -110,18 +111,15 @@ int pg_source_create(struct velo_instance *ins, const void *config,
         return VELO_ERR;
     }
     struct pg_target *t = &s->t;
+    if (t->mode != NULL && strcmp(t->mode, "cdc") == 0) {
+        pg_source_free(s);
+        return pg_cdc_create(ins, conf, ctx, info);
+    }
     if (t->mode != NULL && strcmp(t->mode, "snapshot") != 0) {
-        if (strcmp(t->mode, "cdc") == 0) {
-            velo_plg_error(ins,
-                           "%s: mode 'cdc' (logical replication) is not "
-                           "implemented yet; use mode 'snapshot'",
-                           t->redacted);
-        } else {
-            velo_plg_error(ins,
-                           "%s: unknown source mode '%s'; a PostgreSQL "
-                           "source reads with mode 'snapshot'",
-                           t->redacted, t->mode);
-        }
+        velo_plg_error(ins,
+                       "%s: unknown source mode '%s'; a PostgreSQL "
+                       "source reads with mode 'snapshot' or 'cdc'",
+                       t->redacted, t->mode);
         goto fail;
     }
     if ((t->table == NULL) == (t->query == NULL)) {
@@ -322,6 +320,9 @@ static int pg_source_fetch(struct velo_instance *ins, struct pg_source *s)
 int pg_source_read(struct velo_instance *ins, struct velo_source_batch *out)
 {
     struct pg_source *s = ins->context;
+    if (s->cdc) {
+        return pg_cdc_read(ins, out);
+    }
     out->count = 0;
     if (s->done) {
         return VELO_DECLINED;
@@ -367,8 +368,54 @@ int pg_source_read(struct velo_instance *ins, struct velo_source_batch *out)
     return VELO_OK;
 }
 
+int pg_source_position(struct velo_instance *ins, uint8_t *buf, size_t cap)
+{
+    const struct pg_source *s = ins->context;
+    if (s->cdc) {
+        return pg_cdc_position(ins, buf, cap);
+    }
+    /* A snapshot cannot resume (a new one is another snapshot): its
+     * position is empty, "from the start", and acknowledges nothing. */
+    (void)buf;
+    (void)cap;
+    return 0;
+}
+
+int pg_source_seek(struct velo_instance *ins, const uint8_t *pos, size_t len)
+{
+    const struct pg_source *s = ins->context;
+    if (s->cdc) {
+        return pg_cdc_seek(ins, pos, len);
+    }
+    (void)pos;
+    if (len != 0) {
+        velo_plg_error(ins,
+                       "%s: a snapshot source cannot resume from a "
+                       "position; it reads its table or query again",
+                       s->t.redacted);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+int pg_source_commit(struct velo_instance *ins, const uint8_t *pos, size_t len)
+{
+    const struct pg_source *s = ins->context;
+    if (s->cdc) {
+        return pg_cdc_commit(ins, pos, len);
+    }
+    (void)pos;
+    (void)len;
+    return VELO_OK;
+}
+
 void pg_source_destroy(struct velo_instance *ins)
 {
+    const struct pg_source *s = ins->context;
+    if (s != NULL && s->cdc) {
+        pg_cdc_destroy(ins);
+        return;
+    }
     pg_source_free(ins->context);
     ins->context = NULL;
 }

@@ -2,7 +2,10 @@
  * PostgreSQL connector plugin (libpq): a snapshot source read with a
  * server-side cursor, and a sink that inserts or upserts rows in one
  * transaction per engine flush. Used from SQL as postgres://... or with
- * '<name>.type' = 'postgres_source' | 'postgres_sink'.
+ * '<name>.type' = 'postgres_source' | 'postgres_sink'. Mode 'cdc' reads a
+ * table's changes over logical replication (pg-cdc.c); lookups serve
+ * stream-table joins (pg-lookup.c); introspection lists and describes
+ * tables (pg-introspect.c).
  * docs/connectors/postgres.md describes every property.
  */
 #include <stddef.h>
@@ -45,6 +48,18 @@ static const struct velo_config_map pg_config[] = {
     {VELO_CONFIG_STR, "application.name", "velostream",
      offsetof(struct pg_conf, application_name),
      "application_name the server shows in pg_stat_activity"},
+    {VELO_CONFIG_STR, "slot", "", offsetof(struct pg_conf, slot),
+     "cdc: replication slot (default velo_<name>)"},
+    {VELO_CONFIG_STR, "publication", "", offsetof(struct pg_conf, publication),
+     "cdc: publication (default velo_<name>)"},
+    {VELO_CONFIG_BOOL, "create.slot", "true",
+     offsetof(struct pg_conf, create_slot),
+     "cdc: create the slot when it is missing"},
+    {VELO_CONFIG_BOOL, "create.publication", "true",
+     offsetof(struct pg_conf, create_publication),
+     "cdc: create the publication (FOR TABLE) when it is missing"},
+    {VELO_CONFIG_BOOL, "snapshot", "true", offsetof(struct pg_conf, snapshot),
+     "cdc: read the table's rows first when the slot is created"},
     {0}};
 
 static const struct velo_connector_vtable pg_vtable = {
@@ -54,11 +69,18 @@ static const struct velo_connector_vtable pg_vtable = {
              VELO_CONNECTOR_RECORD_SINK,
     .source_create = pg_source_create,
     .source_read = pg_source_read,
+    .source_position = pg_source_position,
+    .source_seek = pg_source_seek,
+    .source_commit = pg_source_commit,
     .source_destroy = pg_source_destroy,
     .sink_create = pg_sink_create,
     .sink_write = pg_sink_write,
     .sink_flush = pg_sink_flush,
     .sink_destroy = pg_sink_destroy,
+    .lookup_create = pg_lookup_create,
+    .lookup_get = pg_lookup_get,
+    .lookup_destroy = pg_lookup_destroy,
+    .introspect = pg_introspect,
 };
 
 static const struct velo_plugin_descriptor pg_descriptor = {
@@ -66,7 +88,8 @@ static const struct velo_plugin_descriptor pg_descriptor = {
     .kind = VELO_PLUGIN_CONNECTOR,
     .name = "postgres",
     .version = "0.1.0",
-    .description = "PostgreSQL source (snapshot) and sink (insert, upsert)",
+    .description =
+        "PostgreSQL source (snapshot, cdc) and sink (insert, upsert)",
     .license_feature = NULL,
     .config_map = pg_config,
     .config_size = sizeof(struct pg_conf),
@@ -76,6 +99,6 @@ static const struct velo_plugin_descriptor pg_descriptor = {
 VELO_EXPORT const struct velo_plugin_descriptor *
 velo_plugin_init(const struct velo_host_api *host)
 {
-    (void)host;
+    pg_introspect_host(host);
     return &pg_descriptor;
 }

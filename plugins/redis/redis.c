@@ -14,11 +14,16 @@
  * data: XREADGROUP without BLOCK, pub/sub read only when poll() says the
  * socket is readable. A dropped connection is reopened with backoff inside
  * source_read / sink_write / sink_flush, which return VELO_AGAIN meanwhile.
+ *
+ * Lookups (stream-table joins) read hashes or JSON strings by key, and
+ * introspection lists streams and key patterns and describes one by
+ * sampling (both near the end of this file).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +64,8 @@ struct redis_conf {
     int64_t maxlen;
     int64_t ttl_ms;
     int64_t pipeline;
+    int64_t scan_limit;
+    int64_t sample;
 };
 
 static const struct velo_config_map redis_config[] = {
@@ -97,6 +104,11 @@ static const struct velo_config_map redis_config[] = {
      "string sink: expiry of each key (0s: none)"},
     {VELO_CONFIG_INT, "pipeline", "1000", offsetof(struct redis_conf, pipeline),
      "sink: commands sent before their replies are awaited"},
+    {VELO_CONFIG_INT, "scan.limit", "10000",
+     offsetof(struct redis_conf, scan_limit),
+     "inspect list: at most this many keys are scanned"},
+    {VELO_CONFIG_INT, "sample", "100", offsetof(struct redis_conf, sample),
+     "inspect describe: entries or hashes sampled"},
     {0}};
 
 static int redis_set(const char *s)
@@ -1835,6 +1847,746 @@ static void redis_sink_destroy(struct velo_instance *ins)
 
 /* ---- Descriptor --------------------------------------------------------- */
 
+/* ---- Lookup ------------------------------------------------------------- */
+
+/*
+ * Keyed reads for stream-table joins. Mode 'hash' (the default; the mode
+ * 'stream' default of sources and sinks reads as hash here): one hash per
+ * key under key.prefix + key, read with HGETALL, pipelined for the whole
+ * batch; the answer is the hash's fields as a JSON object (numbers as
+ * numbers, like the stream source) plus the key column, which a hash sink
+ * does not store as a field. Mode 'string': one JSON string per key (what
+ * a string sink writes), read with one MGET. Keys are command arguments,
+ * never command text. Blocking with connect.timeout: the engine has no
+ * event loop for connectors yet; the join caches answers.
+ */
+struct redis_lookup {
+    struct redis_conn cn;
+    char *prefix;
+    char *key_column;
+    int string_mode;
+    redisReply **replies; /* this batch's replies (hash: one per key) */
+    size_t nreplies, cap_replies;
+    redisReply *mget;
+    struct redis_buf json;
+    size_t *off;
+    size_t cap_off;
+    struct redis_buf keybuf;
+    const char **argv;
+    size_t *argl;
+    size_t cap_argv;
+};
+
+static void redis_lookup_clear(struct redis_lookup *l)
+{
+    for (size_t i = 0; i < l->nreplies; i++) {
+        freeReplyObject(l->replies[i]);
+    }
+    l->nreplies = 0;
+    if (l->mget != NULL) {
+        freeReplyObject(l->mget);
+        l->mget = NULL;
+    }
+}
+
+static void redis_lookup_destroy(struct velo_instance *ins)
+{
+    struct redis_lookup *l = ins->context;
+    if (l == NULL) {
+        return;
+    }
+    redis_lookup_clear(l);
+    redis_conn_fini(&l->cn);
+    free(l->replies);
+    free(l->json.data);
+    free(l->keybuf.data);
+    free(l->off);
+    free(l->argv);
+    free(l->argl);
+    free(l->prefix);
+    free(l->key_column);
+    free(l);
+    ins->context = NULL;
+}
+
+static int redis_lookup_create(struct velo_instance *ins, const void *config,
+                               const struct velo_connector_ctx *ctx,
+                               const char *key)
+{
+    const struct redis_conf *conf = config;
+    struct redis_lookup *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        velo_plg_error(ins, "out of memory");
+        return VELO_ERR;
+    }
+    ins->context = l;
+    if (strcmp(conf->mode, "string") == 0) {
+        l->string_mode = 1;
+    } else if (strcmp(conf->mode, "hash") != 0 &&
+               strcmp(conf->mode, "stream") != 0) {
+        velo_plg_error(ins,
+                       "lookup table '%s': mode '%s' cannot be read by key; "
+                       "write 'hash' (one hash per key, the default) or "
+                       "'string' (one JSON string per key)",
+                       ctx->name, conf->mode);
+        goto fail;
+    }
+    if (key == NULL || *key == '\0') {
+        velo_plg_error(ins, "lookup table '%s': no key column", ctx->name);
+        goto fail;
+    }
+    l->prefix = strdup(redis_set(conf->key_prefix) ? conf->key_prefix : "");
+    l->key_column = strdup(key);
+    if (l->prefix == NULL || l->key_column == NULL) {
+        velo_plg_error(ins, "out of memory");
+        goto fail;
+    }
+    if (redis_conn_init(&l->cn, ins, conf, ctx, "lookup table") != VELO_OK) {
+        goto fail;
+    }
+    velo_plg_debug(ins, "lookups by %s in %s under '%s*' (%s)", key,
+                   l->cn.url.redacted, l->prefix,
+                   l->string_mode ? "JSON strings, MGET" : "hashes, HGETALL");
+    return VELO_OK;
+fail:
+    redis_lookup_destroy(ins);
+    return VELO_ERR;
+}
+
+/* Room for n keys' arguments (MGET: n + 1). */
+static int redis_lookup_room(struct redis_lookup *l, size_t n)
+{
+    if (n + 1 > l->cap_argv) {
+        size_t cap = n + 1;
+        const char **a = realloc(l->argv, cap * sizeof(*a));
+        if (a != NULL) {
+            l->argv = a;
+        }
+        size_t *b = realloc(l->argl, cap * sizeof(*b));
+        if (b != NULL) {
+            l->argl = b;
+        }
+        size_t *o = realloc(l->off, cap * sizeof(*o));
+        if (o != NULL) {
+            l->off = o;
+        }
+        if (a == NULL || b == NULL || o == NULL) {
+            return VELO_ERR;
+        }
+        l->cap_argv = cap;
+        l->cap_off = cap;
+    }
+    if (n > l->cap_replies) {
+        redisReply **r = realloc(l->replies, n * sizeof(*r));
+        if (r == NULL) {
+            return VELO_ERR;
+        }
+        l->replies = r;
+        l->cap_replies = n;
+    }
+    return VELO_OK;
+}
+
+/* The prefixed keys, one after the other in keybuf; offsets in off. */
+static int redis_lookup_keys(struct redis_lookup *l,
+                             const struct velo_str *keys, size_t n)
+{
+    size_t plen = strlen(l->prefix);
+    l->keybuf.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        l->off[i] = l->keybuf.len;
+        if (redis_buf_add(&l->keybuf, l->prefix, plen) != VELO_OK ||
+            redis_buf_add(&l->keybuf, keys[i].ptr, keys[i].len) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    l->off[n] = l->keybuf.len;
+    return VELO_OK;
+}
+
+/* Send the batch and collect the replies. @return VELO_OK, VELO_AGAIN
+ * (the connection failed: retry on a new one), VELO_ERR (logged). */
+static int redis_lookup_exchange(struct velo_instance *ins,
+                                 struct redis_lookup *l, size_t n)
+{
+    redisContext *c = l->cn.c;
+    if (l->string_mode) {
+        l->argv[0] = "MGET";
+        l->argl[0] = 4;
+        for (size_t i = 0; i < n; i++) {
+            l->argv[i + 1] = l->keybuf.data + l->off[i];
+            l->argl[i + 1] = l->off[i + 1] - l->off[i];
+        }
+        l->mget = redisCommandArgv(c, (int)n + 1, l->argv, l->argl);
+        if (l->mget == NULL) {
+            return VELO_AGAIN;
+        }
+        if (l->mget->type != REDIS_REPLY_ARRAY || l->mget->elements != n) {
+            velo_plg_error(
+                ins, "%s: MGET of %zu keys: %s", l->cn.url.redacted, n,
+                l->mget->type == REDIS_REPLY_ERROR ? l->mget->str
+                                                   : "unexpected reply");
+            return VELO_ERR;
+        }
+        return VELO_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[2] = {"HGETALL", l->keybuf.data + l->off[i]};
+        size_t argl[2] = {7, l->off[i + 1] - l->off[i]};
+        if (redisAppendCommandArgv(c, 2, argv, argl) != REDIS_OK) {
+            return VELO_AGAIN;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(c, &r) != REDIS_OK || r == NULL) {
+            return VELO_AGAIN;
+        }
+        l->replies[l->nreplies++] = r;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = l->replies[i];
+        if (r->type == REDIS_REPLY_ERROR) {
+            velo_plg_error(ins,
+                           "%s: HGETALL %.*s: %s (is it a hash? a string "
+                           "table needs '<name>.mode'='string')",
+                           l->cn.url.redacted, (int)(l->off[i + 1] - l->off[i]),
+                           l->keybuf.data + l->off[i], r->str);
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
+/* One hash reply as a JSON object, with the key column added. */
+static int redis_lookup_hash_json(struct redis_lookup *l, const redisReply *r,
+                                  const struct velo_str *key)
+{
+    struct redis_buf *b = &l->json;
+    int has_key = 0;
+    if (redis_buf_add(b, "{", 1) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (size_t f = 0; f + 1 < r->elements; f += 2) {
+        const redisReply *k = r->element[f];
+        const redisReply *v = r->element[f + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (k->len == strlen(l->key_column) &&
+            memcmp(k->str, l->key_column, k->len) == 0) {
+            has_key = 1;
+        }
+        if ((f > 0 && redis_buf_add(b, ",", 1) != VELO_OK) ||
+            redis_buf_json_str(b, k->str, k->len) != VELO_OK ||
+            redis_buf_add(b, ":", 1) != VELO_OK) {
+            return VELO_ERR;
+        }
+        int rc = redis_is_json_number(v->str, v->len)
+                     ? redis_buf_add(b, v->str, v->len)
+                     : redis_buf_json_str(b, v->str, v->len);
+        if (rc != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    if (!has_key) {
+        if ((r->elements > 0 && redis_buf_add(b, ",", 1) != VELO_OK) ||
+            redis_buf_json_str(b, l->key_column, strlen(l->key_column)) !=
+                VELO_OK ||
+            redis_buf_add(b, ":", 1) != VELO_OK) {
+            return VELO_ERR;
+        }
+        int rc = redis_is_json_number(key->ptr, key->len)
+                     ? redis_buf_add(b, key->ptr, key->len)
+                     : redis_buf_json_str(b, key->ptr, key->len);
+        if (rc != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return redis_buf_add(b, "}", 1);
+}
+
+static int redis_lookup_get(struct velo_instance *ins,
+                            const struct velo_str *keys, size_t n,
+                            struct velo_source_batch *out)
+{
+    struct redis_lookup *l = ins->context;
+    out->count = 0;
+    redis_lookup_clear(l);
+    if (n > out->capacity) {
+        velo_plg_error(ins, "lookup of %zu keys into a batch of %zu", n,
+                       out->capacity);
+        return VELO_ERR;
+    }
+    if (n == 0) {
+        return VELO_OK;
+    }
+    if (redis_lookup_room(l, n) != VELO_OK ||
+        redis_lookup_keys(l, keys, n) != VELO_OK) {
+        velo_plg_error(ins, "out of memory");
+        return VELO_ERR;
+    }
+    /* A broken connection is reopened once per call; a second failure is
+     * the job's error (the join has no answer to give). */
+    for (int attempt = 0;; attempt++) {
+        char why[256];
+        if (l->cn.c == NULL) {
+            int rc = redis_open(&l->cn, why, sizeof(why));
+            if (rc != VELO_OK) {
+                velo_plg_error(ins, "lookup: cannot connect to %s: %s",
+                               l->cn.url.redacted, why);
+                return VELO_ERR;
+            }
+            redis_metric_add(&l->cn, l->cn.m_reconnects, 1);
+        }
+        int rc = redis_lookup_exchange(ins, l, n);
+        if (rc == VELO_OK) {
+            break;
+        }
+        if (rc == VELO_ERR) {
+            return VELO_ERR;
+        }
+        snprintf(why, sizeof(why), "%s", l->cn.c->errstr);
+        redis_lookup_clear(l);
+        redisFree(l->cn.c);
+        l->cn.c = NULL;
+        if (attempt == 1) {
+            velo_plg_error(ins, "lookup in %s failed: %s", l->cn.url.redacted,
+                           why);
+            return VELO_ERR;
+        }
+        velo_plg_warn(ins, "lookup: connection to %s lost (%s); reconnecting",
+                      l->cn.url.redacted, why);
+    }
+    if (l->string_mode) {
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *e = l->mget->element[i];
+            int hit = e->type == REDIS_REPLY_STRING;
+            out->payload[i].ptr = hit ? e->str : NULL;
+            out->payload[i].len = hit ? e->len : 0;
+        }
+        out->count = n;
+        return VELO_OK;
+    }
+    l->json.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = l->replies[i];
+        int hit = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+        l->off[i] = hit ? l->json.len : SIZE_MAX;
+        if (hit && redis_lookup_hash_json(l, r, &keys[i]) != VELO_OK) {
+            velo_plg_error(ins, "out of memory");
+            return VELO_ERR;
+        }
+    }
+    /* The buffer stopped moving: point at it. */
+    size_t end = l->json.len;
+    for (size_t i = n; i-- > 0;) {
+        if (l->off[i] == SIZE_MAX) {
+            out->payload[i].ptr = NULL;
+            out->payload[i].len = 0;
+            continue;
+        }
+        out->payload[i].ptr = l->json.data + l->off[i];
+        out->payload[i].len = end - l->off[i];
+        end = l->off[i];
+    }
+    out->count = n;
+    return VELO_OK;
+}
+
+/* ---- Introspection ------------------------------------------------------ */
+
+/*
+ * "list": what a bounded SCAN (scan.limit keys, default 10000) finds:
+ *   {"streams":[{"stream","length"}],
+ *    "keys":[{"pattern","type","count","example"}],
+ *    "scanned":n,"complete":bool}
+ * Keys other than streams are grouped by pattern: the part after the last
+ * ':' becomes '*' ("user:42" -> "user:*"), the usual Redis naming.
+ * "describe NAME": a stream (its last `sample` entries, XREVRANGE) or a
+ * key pattern / key of hashes (up to `sample` hashes, SCAN MATCH): the
+ * fields with an inferred type and an example:
+ *   [{"field","type","example"}]  (type: integer, double, boolean, json,
+ *   string). A stream entry whose only field is `field` (default "data")
+ *   holding a JSON object is described by that object's members.
+ */
+
+static const struct velo_host_api *redis_host;
+static _Thread_local char *redis_cap;
+static _Thread_local size_t redis_cap_len;
+
+static void redis_cap_vlog(const struct velo_instance *ins, int level,
+                           const char *fmt, va_list ap)
+{
+    (void)ins;
+    if (level == VELO_LOG_ERROR && redis_cap != NULL && redis_cap[0] == '\0') {
+        vsnprintf(redis_cap, redis_cap_len, fmt, ap);
+    }
+}
+
+static void redis_cap_log(const struct velo_instance *ins, int level,
+                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redis_cap_vlog(ins, level, fmt, ap);
+    va_end(ap);
+}
+
+static int redis_cap_enabled(int level)
+{
+    return level == VELO_LOG_ERROR;
+}
+
+static const char *redis_infer_type(const char *s, size_t n)
+{
+    if (redis_is_json_number(s, n)) {
+        return memchr(s, '.', n) || memchr(s, 'e', n) || memchr(s, 'E', n)
+                   ? "double"
+                   : "integer";
+    }
+    if ((n == 4 && memcmp(s, "true", 4) == 0) ||
+        (n == 5 && memcmp(s, "false", 5) == 0)) {
+        return "boolean";
+    }
+    if (n > 0 && (s[0] == '{' || s[0] == '[')) {
+        json_error_t e;
+        json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &e);
+        if (j != NULL) {
+            json_decref(j);
+            return "json";
+        }
+    }
+    return "string";
+}
+
+/* A field seen in the sample: its type widens (integer -> double ->
+ * string) when values disagree. */
+static void redis_seen(json_t *fields, const char *name, size_t nlen,
+                       const char *type, json_t *example)
+{
+    json_t *f = NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(fields, i, v)
+    {
+        const char *fn = json_string_value(json_object_get(v, "field"));
+        if (strlen(fn) == nlen && memcmp(fn, name, nlen) == 0) {
+            f = v;
+            break;
+        }
+    }
+    if (f == NULL) {
+        f = json_object();
+        json_object_set_new(f, "field", json_stringn(name, nlen));
+        json_object_set_new(f, "type", json_string(type));
+        json_object_set(f, "example", example);
+        json_array_append_new(fields, f);
+        return;
+    }
+    const char *old = json_string_value(json_object_get(f, "type"));
+    if (strcmp(old, type) == 0) {
+        return;
+    }
+    const char *wide =
+        (strcmp(old, "integer") == 0 && strcmp(type, "double") == 0) ||
+                (strcmp(old, "double") == 0 && strcmp(type, "integer") == 0)
+            ? "double"
+            : "string";
+    json_object_set_new(f, "type", json_string(wide));
+}
+
+/* The value as shown in "example": JSON numbers/booleans/objects as such. */
+static json_t *redis_example(const char *s, size_t n, const char *type)
+{
+    if (strcmp(type, "string") != 0) {
+        json_error_t e;
+        json_t *j = json_loadb(s, n, JSON_DECODE_ANY, &e);
+        if (j != NULL) {
+            return j;
+        }
+    }
+    return json_stringn(s, n);
+}
+
+/* Field/value pairs of an entry or hash into `fields`. */
+static void redis_sample_pairs(json_t *fields, const redisReply *r,
+                               const char *whole)
+{
+    if (r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(r->element[0]->str, whole) == 0 &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        json_error_t e;
+        json_t *obj = json_loadb(r->element[1]->str, r->element[1]->len, 0, &e);
+        if (json_is_object(obj)) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(obj, k, v)
+            {
+                const char *t = json_is_integer(v)   ? "integer"
+                                : json_is_real(v)    ? "double"
+                                : json_is_boolean(v) ? "boolean"
+                                : json_is_string(v)  ? "string"
+                                : json_is_null(v)    ? NULL
+                                                     : "json";
+                if (t != NULL) {
+                    redis_seen(fields, k, strlen(k), t, v);
+                }
+            }
+            json_decref(obj);
+            return;
+        }
+        json_decref(obj);
+    }
+    for (size_t f = 0; f + 1 < r->elements; f += 2) {
+        const redisReply *k = r->element[f];
+        const redisReply *v = r->element[f + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        const char *t = redis_infer_type(v->str, v->len);
+        json_t *ex = redis_example(v->str, v->len, t);
+        redis_seen(fields, k->str, k->len, t, ex);
+        json_decref(ex);
+    }
+}
+
+static int redis_inspect_list(redisContext *c, int64_t limit, json_t *doc,
+                              char *err, size_t errlen)
+{
+    json_t *streams = json_array(), *pats = json_array();
+    json_object_set_new(doc, "streams", streams);
+    json_object_set_new(doc, "keys", pats);
+    char cursor[32] = "0";
+    int64_t scanned = 0;
+    int complete = 0;
+    while (scanned < limit) {
+        redisReply *r = redisCommand(c, "SCAN %s COUNT 500", cursor);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            snprintf(err, errlen, "SCAN: %s",
+                     r == NULL                      ? c->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "bad reply");
+            freeReplyObject(r);
+            return VELO_ERR;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        int cut = keys->elements > 0 && scanned + (int64_t)keys->elements >
+                                            limit; /* keys left unread */
+        for (size_t i = 0; i < keys->elements && scanned < limit; i++) {
+            const redisReply *k = keys->element[i];
+            scanned++;
+            redisReply *t = redisCommand(c, "TYPE %b", k->str, k->len);
+            const char *type =
+                t != NULL && t->type == REDIS_REPLY_STATUS ? t->str : "?";
+            if (strcmp(type, "stream") == 0) {
+                redisReply *x = redisCommand(c, "XLEN %b", k->str, k->len);
+                json_t *s = json_object();
+                json_object_set_new(s, "stream", json_stringn(k->str, k->len));
+                json_object_set_new(
+                    s, "length",
+                    json_integer(x != NULL && x->type == REDIS_REPLY_INTEGER
+                                     ? x->integer
+                                     : -1));
+                freeReplyObject(x);
+                json_array_append_new(streams, s);
+            } else {
+                const char *colon = NULL;
+                for (size_t j = 0; j < k->len; j++) {
+                    if (k->str[j] == ':') {
+                        colon = k->str + j;
+                    }
+                }
+                char pat[256];
+                if (colon != NULL) {
+                    snprintf(pat, sizeof(pat), "%.*s*",
+                             (int)(colon + 1 - k->str), k->str);
+                } else {
+                    snprintf(pat, sizeof(pat), "%.*s", (int)k->len, k->str);
+                }
+                json_t *found = NULL;
+                size_t pi;
+                json_t *p;
+                json_array_foreach(pats, pi, p)
+                {
+                    if (strcmp(json_string_value(json_object_get(p, "pattern")),
+                               pat) == 0 &&
+                        strcmp(json_string_value(json_object_get(p, "type")),
+                               type) == 0) {
+                        found = p;
+                        break;
+                    }
+                }
+                if (found == NULL) {
+                    found = json_object();
+                    json_object_set_new(found, "pattern", json_string(pat));
+                    json_object_set_new(found, "type", json_string(type));
+                    json_object_set_new(found, "count", json_integer(0));
+                    json_object_set_new(found, "example",
+                                        json_stringn(k->str, k->len));
+                    json_array_append_new(pats, found);
+                }
+                json_object_set_new(
+                    found, "count",
+                    json_integer(
+                        json_integer_value(json_object_get(found, "count")) +
+                        1));
+            }
+            freeReplyObject(t);
+        }
+        freeReplyObject(r);
+        if (strcmp(cursor, "0") == 0) {
+            complete = !cut;
+            break;
+        }
+    }
+    json_object_set_new(doc, "scanned", json_integer(scanned));
+    json_object_set_new(doc, "complete", json_boolean(complete));
+    return VELO_OK;
+}
+
+static int redis_inspect_describe(redisContext *c, const char *name,
+                                  int64_t sample, const char *whole,
+                                  json_t *fields, char *err, size_t errlen)
+{
+    redisReply *t = redisCommand(c, "TYPE %s", name);
+    int stream = t != NULL && t->type == REDIS_REPLY_STATUS &&
+                 strcmp(t->str, "stream") == 0;
+    int hash = t != NULL && t->type == REDIS_REPLY_STATUS &&
+               strcmp(t->str, "hash") == 0;
+    freeReplyObject(t);
+    if (stream) {
+        redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT %lld", name,
+                                     (long long)sample);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "XREVRANGE %s: %s", name,
+                     r == NULL ? c->errstr : "bad reply");
+            freeReplyObject(r);
+            return VELO_ERR;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+                e->element[1]->type == REDIS_REPLY_ARRAY) {
+                redis_sample_pairs(fields, e->element[1], whole);
+            }
+        }
+        freeReplyObject(r);
+        return VELO_OK;
+    }
+    /* A hash, or a pattern of hashes ("user:*"). */
+    int64_t seen = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r =
+            hash ? NULL
+                 : redisCommand(c, "SCAN %s MATCH %s COUNT 500", cursor, name);
+        if (!hash &&
+            (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2)) {
+            snprintf(err, errlen, "SCAN MATCH %s: %s", name,
+                     r == NULL ? c->errstr : "bad reply");
+            freeReplyObject(r);
+            return VELO_ERR;
+        }
+        size_t nk = hash ? 1 : r->element[1]->elements;
+        for (size_t i = 0; i < nk && seen < sample; i++) {
+            const char *k = hash ? name : r->element[1]->element[i]->str;
+            size_t kl = hash ? strlen(name) : r->element[1]->element[i]->len;
+            redisReply *h = redisCommand(c, "HGETALL %b", k, kl);
+            if (h != NULL && h->type == REDIS_REPLY_ARRAY && h->elements > 0) {
+                redis_sample_pairs(fields, h, "\x01");
+                seen++;
+            }
+            freeReplyObject(h);
+        }
+        if (hash) {
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0 && seen < sample);
+    if (seen == 0) {
+        snprintf(err, errlen,
+                 "nothing to describe at '%s': not a stream, a hash or a "
+                 "pattern matching hashes",
+                 name);
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
+static int redis_introspect(const void *config,
+                            const struct velo_connector_ctx *ctx,
+                            const char *what, const char *arg, char **out,
+                            char *err, size_t errlen)
+{
+    const struct redis_conf *conf = config;
+    *out = NULL;
+    err[0] = '\0';
+    int describe = strcmp(what, "describe") == 0;
+    if (!describe && strcmp(what, "list") != 0) {
+        snprintf(err, errlen,
+                 "Redis answers 'list' and 'describe STREAM|PATTERN', not "
+                 "'%s'",
+                 what);
+        return VELO_DECLINED;
+    }
+    if (describe && (arg == NULL || *arg == '\0')) {
+        snprintf(err, errlen,
+                 "describe needs a stream, a hash or a pattern (user:*)");
+        return VELO_ERR;
+    }
+    struct velo_host_api host;
+    memset(&host, 0, sizeof(host));
+    if (redis_host != NULL) {
+        memcpy(&host, redis_host,
+               redis_host->size < sizeof(host) ? redis_host->size
+                                               : sizeof(host));
+    }
+    host.size = sizeof(host);
+    host.log = redis_cap_log;
+    host.vlog = redis_cap_vlog;
+    host.log_enabled = redis_cap_enabled;
+    host.metric_counter = NULL;
+    host.metric_gauge = NULL;
+    struct velo_instance ins = {&host, "redis:inspect", NULL};
+    struct redis_conn cn;
+    redis_cap = err;
+    redis_cap_len = errlen;
+    int rc = redis_conn_init(&cn, &ins, conf, ctx, "inspect");
+    redis_cap = NULL;
+    if (rc != VELO_OK) {
+        redis_conn_fini(&cn);
+        return VELO_ERR;
+    }
+    int64_t limit = conf->scan_limit, sample = conf->sample;
+    if (limit <= 0 || sample <= 0) {
+        snprintf(err, errlen, "scan.limit and sample must be positive");
+        redis_conn_fini(&cn);
+        return VELO_ERR;
+    }
+    json_t *doc = describe ? json_array() : json_object();
+    char msg[256] = "";
+    rc = describe ? redis_inspect_describe(cn.c, arg, sample,
+                                           redis_set(conf->field) ? conf->field
+                                                                  : "data",
+                                           doc, msg, sizeof(msg))
+                  : redis_inspect_list(cn.c, limit, doc, msg, sizeof(msg));
+    if (rc != VELO_OK) {
+        snprintf(err, errlen, "%s: %s", cn.url.redacted, msg);
+    } else {
+        *out = json_dumps(doc, JSON_COMPACT);
+        if (*out == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = VELO_ERR;
+        }
+    }
+    json_decref(doc);
+    redis_conn_fini(&cn);
+    return rc;
+}
+
 static const struct velo_connector_vtable redis_vtable = {
     .size = sizeof(struct velo_connector_vtable),
     .scheme = "redis",
@@ -1849,6 +2601,10 @@ static const struct velo_connector_vtable redis_vtable = {
     .sink_write = redis_sink_write,
     .sink_flush = redis_sink_flush,
     .sink_destroy = redis_sink_destroy,
+    .lookup_create = redis_lookup_create,
+    .lookup_get = redis_lookup_get,
+    .lookup_destroy = redis_lookup_destroy,
+    .introspect = redis_introspect,
 };
 
 static const struct velo_plugin_descriptor redis_descriptor = {
@@ -1866,6 +2622,6 @@ static const struct velo_plugin_descriptor redis_descriptor = {
 VELO_EXPORT const struct velo_plugin_descriptor *
 velo_plugin_init(const struct velo_host_api *host)
 {
-    (void)host;
+    redis_host = host; /* for introspection, which has no instance */
     return &redis_descriptor;
 }

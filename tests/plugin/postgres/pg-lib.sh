@@ -73,7 +73,7 @@ pg_start() {
   for tries in 1 2 3 4 5; do
     if [[ -z "$PG_URL_SET" ]]; then PGPORT="$(pg_free_port)"; fi
     if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 30 start -o \
-      "-c wal_level=logical -c listen_addresses=127.0.0.1 -p $PGPORT -k $PG_SOCK -c fsync=off -c max_connections=50" \
+      "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 -c listen_addresses=127.0.0.1 -p $PGPORT -k $PG_SOCK -c fsync=off -c max_connections=50" \
       >/dev/null; then
       break
     fi
@@ -86,7 +86,8 @@ pg_start() {
     sleep 0.1
   done
   if [[ -z "$PG_URL_SET" ]]; then
-    psql_su -c "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASS'" >/dev/null
+    # REPLICATION: the CDC tests create slots and stream changes.
+    psql_su -c "CREATE ROLE $PG_USER LOGIN REPLICATION PASSWORD '$PG_PASS'" >/dev/null
     psql_su -c "CREATE DATABASE $PG_DB OWNER $PG_USER" >/dev/null
     PG_URL_SET=1
   fi
@@ -112,4 +113,31 @@ pg_val() {
 # velo_run ARGS...: velo run with the plugin dir
 velo_run() {
   "$VELO_BIN" run "${P[@]}" "$@"
+}
+
+# velo_bg OUT ERR args...: velo run in the background; its pid in VPID
+# (velo itself, not a subshell, so a signal reaches it). Killed at exit.
+VPIDS=()
+velo_bg() {
+  local out="$1" err="$2"; shift 2
+  "$VELO_BIN" run "${P[@]}" "$@" >"$out" 2>"$err" &
+  VPID=$!
+  VPIDS+=("$VPID")
+}
+velo_bg_cleanup() {
+  local p
+  for p in "${VPIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  pg_cleanup
+}
+trap velo_bg_cleanup EXIT
+
+# wait_for DESC SECONDS command...: polls until the command succeeds.
+wait_for() {
+  local what="$1" secs="$2"; shift 2
+  local n=$((secs * 20))
+  for _ in $(seq 1 "$n"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.05
+  done
+  echo "timed out waiting for: $what"; return 1
 }

@@ -75,9 +75,12 @@ run_err "SELECT * FROM postgres://$PG_USER:$PG_PASS@127.0.0.1:$PGPORT/nodb?table
 check "unknown database: exit 1 with the server's reason" \
   bash -c "test $st = 1 && grep -q 'database \"nodb\" does not exist' err.txt"
 
-run_err "SELECT * FROM s WITH ('s.type'='postgres_source', 's.url'='$PG_URL', 's.table'='t', 's.mode'='cdc')"
-check "mode cdc: exit 1, says it is not implemented yet" \
-  bash -c "test $st = 1 && grep -q \"mode 'cdc'.*not implemented yet\" err.txt"
+run_err "SELECT * FROM s WITH ('s.type'='postgres_source', 's.url'='$PG_URL', 's.query'='SELECT 1', 's.mode'='cdc')"
+check "mode cdc over a query: exit 1, asks for a table" \
+  bash -c "test $st = 1 && grep -q \"mode 'cdc' captures a table's changes\" err.txt"
+run_err "SELECT * FROM s WITH ('s.type'='postgres_source', 's.url'='$PG_URL', 's.table'='t', 's.mode'='changes')"
+check "an unknown source mode: exit 1, names both modes" \
+  bash -c "test $st = 1 && grep -q \"unknown source mode 'changes'\" err.txt && grep -q cdc err.txt"
 
 run_err "SELECT * FROM s WITH ('s.type'='postgres_source', 's.url'='$PG_URL', 's.tabel'='t')"
 check "a misspelt property: exit 1 naming it and 'table'" \
