@@ -1,13 +1,23 @@
 /*
- * Deterministic Nexmark bid generator.
+ * Deterministic Nexmark generator: bids, persons and auctions.
  *
- *   nexmark_gen --records N [--format csv|jsonl] [--seed S] > bids.csv
+ *   nexmark_gen --records N [--kind bids|persons|auctions]
+ *               [--format csv|jsonl] [--seed S] > bids.csv
  *
- * Columns: auction BIGINT (10,000 distinct values), bidder BIGINT, price
+ * Bids: auction BIGINT (10,000 distinct values), bidder BIGINT, price
  * BIGINT, channel VARCHAR (100 distinct values), url VARCHAR (about 70
  * bytes), ts TIMESTAMP (one millisecond apart from
- * 2026-01-01T00:00:00.000Z). The same seed always gives the same bytes
- * (PCG32), so benchmark inputs can be regenerated anywhere.
+ * 2026-01-01T00:00:00.000Z).
+ * Persons and auctions follow Nexmark's mix of 1 person and 3 auctions
+ * per 46 bids over the same time line: person i is created at
+ * i * 46 ms (id 1000 + i); auction j at j * 46 / 3 ms (id 1000 + j), sold
+ * by one of the ten persons created last, so a window join of persons
+ * and auctions on seller finds partners in the same window.
+ * Persons: id, name, email, city, state, ts.
+ * Auctions: id, item_name, initial_bid, reserve, seller, category, ts,
+ * expires.
+ * The same seed always gives the same bytes (PCG32), so benchmark inputs
+ * can be regenerated anywhere.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -132,10 +142,116 @@ static char *put_url(char *p, struct pcg *r)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: nexmark_gen --records N [--format csv|jsonl] "
-               "[--seed S]\n"
-               "Writes N Nexmark bids to stdout: auction, bidder, price, "
-               "channel, url, ts.\n");
+    fprintf(f, "usage: nexmark_gen --records N [--kind bids|persons|auctions] "
+               "[--format csv|jsonl] [--seed S]\n"
+               "Writes N Nexmark events of one kind to stdout.\n");
+}
+
+enum { KIND_BIDS = 0, KIND_PERSONS = 1, KIND_AUCTIONS = 2 };
+
+static const char *const cities[] = {"Phoenix", "Los Angeles", "San Francisco",
+                                     "Boise", "Portland", "Bend", "Redmond",
+                                     "Seattle", "Kent", "Cheyenne"};
+static const char *const states[] = {"AZ", "CA", "ID", "OR", "WA", "WY"};
+static const char *const first_names[] = {"Peter", "Paul", "Luke", "John",
+                                          "Saul", "Vicky", "Kate", "Julie",
+                                          "Sarah", "Deiter", "Walter"};
+static const char *const last_names[] = {"Shultz", "Abrams", "Spencer",
+                                         "White", "Bartels", "Walton",
+                                         "Smith", "Jones", "Noris"};
+
+#define N_OF(a) (sizeof(a) / sizeof(*(a)))
+
+/* A field separator and, for JSON, the key. */
+static char *field(char *p, int json, int first, const char *key)
+{
+    if (json) {
+        p = put_str(p, first ? "{\"" : ",\"");
+        p = put_str(p, key);
+        return put_str(p, "\":");
+    }
+    if (!first) {
+        *p++ = ',';
+    }
+    return p;
+}
+
+static char *text_value(char *p, int json, const char *a, const char *b)
+{
+    if (json) {
+        *p++ = '"';
+    }
+    p = put_str(p, a);
+    if (b != NULL) {
+        p = put_str(p, b);
+    }
+    if (json) {
+        *p++ = '"';
+    }
+    return p;
+}
+
+static char *ts_value(char *p, int json, int64_t ms)
+{
+    if (json) {
+        *p++ = '"';
+    }
+    p = put_ts(p, ms);
+    if (json) {
+        *p++ = '"';
+    }
+    return p;
+}
+
+static char *person(char *p, struct pcg *r, uint64_t i, int json)
+{
+    char name[64], email[96];
+    const char *fn = first_names[below(r, N_OF(first_names))];
+    const char *ln = last_names[below(r, N_OF(last_names))];
+    snprintf(name, sizeof(name), "%s %s", fn, ln);
+    snprintf(email, sizeof(email), "%s.%s%u@nexmark.com", fn, ln,
+             (unsigned)below(r, 1000));
+    p = field(p, json, 1, "id");
+    p = put_u64(p, BIDDER_BASE + i);
+    p = field(p, json, 0, "name");
+    p = text_value(p, json, name, NULL);
+    p = field(p, json, 0, "email");
+    p = text_value(p, json, email, NULL);
+    p = field(p, json, 0, "city");
+    p = text_value(p, json, cities[below(r, N_OF(cities))], NULL);
+    p = field(p, json, 0, "state");
+    p = text_value(p, json, states[below(r, N_OF(states))], NULL);
+    p = field(p, json, 0, "ts");
+    p = ts_value(p, json, START_MS + (int64_t)(i * 46));
+    return put_str(p, json ? "}\n" : "\n");
+}
+
+static char *auction(char *p, struct pcg *r, uint64_t j, int json)
+{
+    uint64_t newest = j / 3;
+    uint64_t back = below(r, 10);
+    uint64_t seller = BIDDER_BASE + (back > newest ? 0 : newest - back);
+    uint64_t initial = 1 + below(r, 1000) * (1 + below(r, 100));
+    int64_t ts = START_MS + (int64_t)(j * 46 / 3);
+    char item[32];
+    snprintf(item, sizeof(item), "item-%u", (unsigned)below(r, 100000));
+    p = field(p, json, 1, "id");
+    p = put_u64(p, AUCTION_BASE + j);
+    p = field(p, json, 0, "item_name");
+    p = text_value(p, json, item, NULL);
+    p = field(p, json, 0, "initial_bid");
+    p = put_u64(p, initial);
+    p = field(p, json, 0, "reserve");
+    p = put_u64(p, initial + below(r, 10000));
+    p = field(p, json, 0, "seller");
+    p = put_u64(p, seller);
+    p = field(p, json, 0, "category");
+    p = put_u64(p, 10 + below(r, 5));
+    p = field(p, json, 0, "ts");
+    p = ts_value(p, json, ts);
+    p = field(p, json, 0, "expires");
+    p = ts_value(p, json, ts + 10000 + (int64_t)below(r, 50000));
+    return put_str(p, json ? "}\n" : "\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -153,7 +269,7 @@ static int parse_u64(const char *s, uint64_t *out)
 int main(int argc, char **argv)
 {
     uint64_t records = 0, seed = 42;
-    int have_records = 0, json = 0;
+    int have_records = 0, json = 0, kind = KIND_BIDS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -180,6 +296,20 @@ int main(int argc, char **argv)
                 fprintf(stderr,
                         "nexmark_gen: --seed: \"%s\" is not a "
                         "number\n",
+                        v);
+                return 2;
+            }
+        } else if (strcmp(a, "--kind") == 0) {
+            if (strcmp(v, "bids") == 0) {
+                kind = KIND_BIDS;
+            } else if (strcmp(v, "persons") == 0) {
+                kind = KIND_PERSONS;
+            } else if (strcmp(v, "auctions") == 0) {
+                kind = KIND_AUCTIONS;
+            } else {
+                fprintf(stderr,
+                        "nexmark_gen: --kind: \"%s\" is not bids, persons "
+                        "or auctions\n",
                         v);
                 return 2;
             }
@@ -212,10 +342,23 @@ int main(int argc, char **argv)
     struct pcg r;
     pcg_seed(&r, seed);
     if (!json) {
-        fputs("auction,bidder,price,channel,url,ts\n", stdout);
+        fputs(kind == KIND_PERSONS ? "id,name,email,city,state,ts\n"
+              : kind == KIND_AUCTIONS
+                  ? "id,item_name,initial_bid,reserve,seller,category,ts,"
+                    "expires\n"
+                  : "auction,bidder,price,channel,url,ts\n",
+              stdout);
     }
     char line[512];
-    for (uint64_t i = 0; i < records; i++) {
+    for (uint64_t i = 0; kind != KIND_BIDS && i < records; i++) {
+        char *p = kind == KIND_PERSONS ? person(line, &r, i, json)
+                                       : auction(line, &r, i, json);
+        if (fwrite(line, 1, (size_t)(p - line), stdout) != (size_t)(p - line)) {
+            fprintf(stderr, "nexmark_gen: write failed: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    for (uint64_t i = 0; kind == KIND_BIDS && i < records; i++) {
         uint64_t auction = AUCTION_BASE + below(&r, AUCTIONS);
         uint64_t bidder = BIDDER_BASE + below(&r, BIDDERS);
         /* Prices skew low, as in an auction: 1 to about 10^6 cents. */

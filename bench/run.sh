@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RECORDS="${RECORDS:-5000000}"
 RUNS="${RUNS:-3}"
-QUERIES="${QUERIES:-q0 q1 q2 q5 q7}"
+QUERIES="${QUERIES:-q0 q1 q2 q5 q7 q5h q7w q8 q11 q18}"
 B="$ROOT/build/bench"
 DATA="$B/data"
 
@@ -19,9 +19,16 @@ bash packaging/install-deps.sh --bench >/dev/null
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DVELO_TESTS=OFF >/dev/null
 cmake --build "$B" -j"$(nproc)" >/dev/null
 mkdir -p "$DATA"
+# Nexmark's mix: 1 person and 3 auctions per 46 bids, on one time line.
+PERSONS=$((RECORDS / 46))
+AUCTIONS=$((RECORDS * 3 / 46))
 for fmt in csv jsonl; do
   f="$DATA/bids-$RECORDS.$fmt"
   [[ -s "$f" ]] || "$B/bench/nexmark_gen" --records "$RECORDS" --format "$fmt" --seed 42 >"$f"
+  f="$DATA/persons-$RECORDS.$fmt"
+  [[ -s "$f" ]] || "$B/bench/nexmark_gen" --kind persons --records "$PERSONS" --format "$fmt" --seed 42 >"$f"
+  f="$DATA/auctions-$RECORDS.$fmt"
+  [[ -s "$f" ]] || "$B/bench/nexmark_gen" --kind auctions --records "$AUCTIONS" --format "$fmt" --seed 42 >"$f"
 done
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), $(date -u +%F)"
@@ -32,7 +39,9 @@ for fmt in csv jsonl; do
   format="$fmt"; [[ $fmt == jsonl ]] && format=json
   for q in $QUERIES; do
     sql="$B/$q-$fmt.sql"
-    sed -e "s|\${INPUT}|$in|" -e "s|\${FORMAT}|$format|" \
+    sed -e "s|\${INPUT}|$in|" -e "s|\${FORMAT}|$format|g" \
+        -e "s|\${PERSONS}|$DATA/persons-$RECORDS.$fmt|" \
+        -e "s|\${AUCTIONS}|$DATA/auctions-$RECORDS.$fmt|" \
         -e "s|\${OUTPUT}|$B/out-$q-$fmt.csv|" "bench/queries/$q.sql" >"$sql"
     best=0; rss=""
     for _ in $(seq 1 "$RUNS"); do
