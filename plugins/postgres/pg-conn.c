@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,7 +35,7 @@ int pg_buf_reserve(struct pg_buf *b, size_t more)
 
 int pg_buf_add(struct pg_buf *b, const char *s, size_t n)
 {
-    if (pg_buf_reserve(b, n + 1) != VELO_OK) {
+    if (n >= SIZE_MAX / 2 - b->len || pg_buf_reserve(b, n + 1) != VELO_OK) {
         return VELO_ERR;
     }
     memcpy(b->data + b->len, s, n);
