@@ -5541,6 +5541,7 @@ static int plan_statement(struct planner *pl, const struct ast_stmt *st)
         struct cat_entry *c = cat_add(pl, st->name.name, CAT_TABLE,
                                       st->name.pos);
         if (c == NULL) {
+            free(kc);
             break;
         }
         c->out = c->in = tab;
@@ -5551,13 +5552,13 @@ static int plan_statement(struct planner *pl, const struct ast_stmt *st)
         cat_take_sources(pl, c, touched0);
         size_t nsinks0 = pl->plan->pub.nsinks;
         int s = target_sink(pl, &sp, st, tab, 1);
-        if (s < 0) {
-            break;
-        }
-        if (pl->plan->pub.nsinks > nsinks0) {
+        if (s >= 0 && pl->plan->pub.nsinks > nsinks0) {
             sink_keys(pl, &pl->plan->pub.sinks[nsinks0], tkc, tnk);
         }
         free(kc);
+        if (s < 0) {
+            break;
+        }
         c->has_sink = s;
         rc = VELO_OK;
         break;
