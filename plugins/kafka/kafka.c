@@ -13,6 +13,15 @@
  * record, the key from the record's meta when there is one. A failed
  * delivery is reported by the next sink_write or sink_flush.
  *
+ * Exactly once ('x.exactly.once' or 'x.transactional.id'): the sink is a
+ * transactional producer. The first write after a checkpoint begins a
+ * transaction; sink_flush (the engine's checkpoint barrier) sends the read
+ * positions of the job's Kafka sources on the same brokers into it and
+ * commits it, so output and consumed offsets become visible together. The
+ * sources' own source_commit then commits nothing. Sinks and sources of one
+ * job find each other in a small registry keyed by ctx->job. A source with
+ * 'x.exactly.once' reads with isolation.level=read_committed.
+ *
  * Every callback of librdkafka (rebalance, errors, logs, commits,
  * deliveries) is served from our own poll calls, so all of them run on the
  * job's thread: logs go through the main queue (log.queue=true) rather than
@@ -23,6 +32,8 @@
  * topic, so it never holds credentials.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +43,8 @@
 
 #include <velo/velo.h>
 
+#include "kafka-internal.h"
+
 #define KAFKA_PASSTHROUGH "kafka."
 #define KAFKA_LABEL_MAX 512
 #define KAFKA_ERR_MAX 512
@@ -39,20 +52,13 @@
 #define KAFKA_WARN_INTERVAL_S 10
 /* How long closing a consumer may wait to leave its group. */
 #define KAFKA_CLOSE_WAIT_S 5
-
-struct kafka_conf {
-    char *bootstrap_servers;
-    char *topic;
-    char *group_id;
-    char *auto_offset_reset;
-    char *compression;
-    int64_t linger_ms;
-    char *acks;
-    int enable_idempotence;
-    int64_t connect_timeout_ms;
-    int64_t delivery_timeout_ms;
-    int64_t session_timeout_ms;
-};
+/* A source position as text ("v1 p:off ..."), as kafka_offsets_read
+ * accepts it. */
+#define KAFKA_POS_MAX 8192
+/* Kafka sources one transaction can carry the offsets of. */
+#define KAFKA_TXN_SOURCES_MAX 32
+/* Blocking transaction calls (init, send offsets, commit, abort). */
+#define KAFKA_TXN_TIMEOUT_MS 30000
 
 static const struct velo_config_map kafka_config[] = {
     {VELO_CONFIG_STR, "bootstrap.servers", "",
@@ -85,6 +91,16 @@ static const struct velo_config_map kafka_config[] = {
     {VELO_CONFIG_DURATION, "session.timeout", "45s",
      offsetof(struct kafka_conf, session_timeout_ms),
      "source: a group member silent this long loses its partitions"},
+    {VELO_CONFIG_BOOL, "exactly.once", "false",
+     offsetof(struct kafka_conf, exactly_once),
+     "source: read only committed transactions (read_committed); sink: "
+     "transactional producer that commits the job's Kafka source offsets "
+     "with its output"},
+    {VELO_CONFIG_STR, "transactional.id", "",
+     offsetof(struct kafka_conf, transactional_id),
+     "sink: transactional id (default velo-<job>-<name>; setting it "
+     "implies exactly.once); stable across restarts so an old instance "
+     "is fenced off"},
     {0}};
 
 /* ---- Shared: URIs, configuration, errors -------------------------------- */
@@ -223,6 +239,15 @@ static int kafka_passthrough(struct velo_instance *ins, rd_kafka_conf_t *rc,
                            label, kafka_owner(ctx), k);
             return VELO_ERR;
         }
+        if (!is_source && strcmp(k, "transactional.id") == 0) {
+            /* The sink must know it is transactional to begin and commit
+             * its transactions. */
+            velo_plg_error(ins,
+                           "%s: write '%s.transactional.id' (without "
+                           "'kafka.'): it turns on exactly once",
+                           label, kafka_owner(ctx));
+            return VELO_ERR;
+        }
         if (kafka_set(ins, rc, k,
                       ctx->props[i].value != NULL ? ctx->props[i].value : "",
                       label) != VELO_OK) {
@@ -232,15 +257,21 @@ static int kafka_passthrough(struct velo_instance *ins, rd_kafka_conf_t *rc,
     return VELO_OK;
 }
 
+static void kafka_sink_txn_log(struct velo_instance *ins, const char *buf);
+
 /* librdkafka's log lines, forwarded from the main queue (our thread).
  * Connection retries are routine: only severe lines reach the log at
- * warning level, the rest at debug. */
+ * warning level, the rest at debug. A transaction's failure (TXNERR) is
+ * also kept by the sink: it is the reason its purged messages fail. */
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                          const char *buf)
 {
     struct velo_instance *ins = rd_kafka_opaque(rk);
     if (ins == NULL) {
         return;
+    }
+    if (strcmp(fac, "TXNERR") == 0 && rd_kafka_type(rk) == RD_KAFKA_PRODUCER) {
+        kafka_sink_txn_log(ins, buf);
     }
     if (level <= 2) {
         velo_plg_error(ins, "librdkafka %s: %s", fac, buf);
@@ -354,6 +385,106 @@ static void kafka_health_up(struct velo_instance *ins, struct kafka_health *h,
     }
 }
 
+/* ---- Exactly once: the Kafka instances of one job ----------------------- */
+
+/*
+ * A transactional sink commits the offsets of its job's Kafka sources
+ * inside its transaction, so it has to find them, and a source has to know
+ * that its offsets went that way. Every instance registers here under its
+ * job: ctx->job, which the engine sets to the job's file name ("<command
+ * line>" for -e). The instances of one job run on its thread; the list is
+ * shared by all jobs of the process, hence the lock.
+ */
+struct kafka_source;
+struct kafka_sink;
+
+struct kafka_member {
+    char *job;
+    struct kafka_source *src; /* a source, or */
+    struct kafka_sink *sink;  /* a transactional sink */
+    struct kafka_member *next;
+};
+
+static pthread_mutex_t kafka_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kafka_member *kafka_reg;
+
+static const char *kafka_job(const struct velo_connector_ctx *ctx)
+{
+    return ctx->job != NULL && ctx->job[0] != '\0' ? ctx->job : "job";
+}
+
+static int kafka_reg_add(const char *job, struct kafka_source *src,
+                         struct kafka_sink *sink)
+{
+    struct kafka_member *m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->job = strdup(job)) == NULL) {
+        free(m);
+        return VELO_ERR;
+    }
+    m->src = src;
+    m->sink = sink;
+    pthread_mutex_lock(&kafka_reg_lock);
+    m->next = kafka_reg;
+    kafka_reg = m;
+    pthread_mutex_unlock(&kafka_reg_lock);
+    return VELO_OK;
+}
+
+static void kafka_reg_remove(const void *instance)
+{
+    pthread_mutex_lock(&kafka_reg_lock);
+    for (struct kafka_member **pp = &kafka_reg; *pp != NULL;
+         pp = &(*pp)->next) {
+        struct kafka_member *m = *pp;
+        if ((const void *)m->src == instance ||
+            (const void *)m->sink == instance) {
+            *pp = m->next;
+            free(m->job);
+            free(m);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&kafka_reg_lock);
+}
+
+/* The transactional sink of `job`, or NULL. */
+static struct kafka_sink *kafka_reg_txn_sink(const char *job)
+{
+    struct kafka_sink *found = NULL;
+    pthread_mutex_lock(&kafka_reg_lock);
+    for (struct kafka_member *m = kafka_reg; m != NULL; m = m->next) {
+        if (m->sink != NULL && strcmp(m->job, job) == 0) {
+            found = m->sink;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&kafka_reg_lock);
+    return found;
+}
+
+/* Up to `cap` Kafka sources of `job` into out. @return how many there
+ * are (more than cap: only cap were stored). */
+static size_t kafka_reg_sources(const char *job, struct kafka_source **out,
+                                size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&kafka_reg_lock);
+    for (struct kafka_member *m = kafka_reg; m != NULL; m = m->next) {
+        if (m->src != NULL && strcmp(m->job, job) == 0) {
+            if (n < cap) {
+                out[n] = m->src;
+            }
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&kafka_reg_lock);
+    return n;
+}
+
+/* Defined with the sink: does a transactional sink of `job` on these
+ * brokers carry the offsets of its sources? */
+static int kafka_txn_covers(const char *job, const char *brokers);
+
 /* ---- Source ------------------------------------------------------------- */
 
 /* Next offset per partition, indexed by partition; -1 when unknown. */
@@ -445,7 +576,165 @@ struct kafka_source {
     int closing; /* no more warnings: we are leaving */
     int commits_pending;
     char last_commit[1024]; /* the last position committed, as text */
+    char job[256];          /* registry key (ctx->job) */
+    int registered;
+    /* Exactly once: the position a transaction carried last (committed)
+     * and the one the current commit is carrying, as text. */
+    char *txn_sent, *txn_pending;
+    /* Headers of the last batch as JSON objects, for out->headers. */
+    char *hbuf;
+    size_t hlen, hcap;
+    size_t *hoff, *hend; /* per record of the batch; hend 0: none */
+    size_t hoffcap;
+    /* The engine's wake: librdkafka calls kafka_queue_cb (from its own
+     * thread) when the consumer queue gets messages or events. */
+    rd_kafka_queue_t *queue;
+    void (*wake)(void *wake_arg);
+    void *wake_arg;
+    /* Metrics (NULL when the host has none): records and bytes read, and
+     * the lag (messages behind the partitions' ends), at most once a
+     * second. */
+    struct velo_metric *m_in, *m_bytes, *m_lag;
+    time_t lag_at;
 };
+
+/* The consumer queue went from empty to not empty: tell the job, which
+ * then reads at once instead of at its next idle tick. Runs on a
+ * librdkafka thread; wake is thread-safe (an eventfd write). */
+static void kafka_queue_cb(rd_kafka_t *rk, void *qev_opaque)
+{
+    (void)rk;
+    struct kafka_source *st = qev_opaque;
+    st->wake(st->wake_arg);
+}
+
+static int hbuf_add(struct kafka_source *st, const char *p, size_t n)
+{
+    if (st->hlen + n > st->hcap) {
+        size_t cap = st->hcap ? st->hcap * 2 : 4096;
+        while (cap < st->hlen + n) {
+            cap *= 2;
+        }
+        char *nb = realloc(st->hbuf, cap);
+        if (nb == NULL) {
+            return VELO_ERR;
+        }
+        st->hbuf = nb;
+        st->hcap = cap;
+    }
+    memcpy(st->hbuf + st->hlen, p, n);
+    st->hlen += n;
+    return VELO_OK;
+}
+
+/* A JSON string of n bytes: quotes, backslashes and control characters
+ * escaped; other bytes as they are. */
+static int hbuf_json_str(struct kafka_source *st, const char *p, size_t n)
+{
+    if (hbuf_add(st, "\"", 1) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            if (hbuf_add(st, esc, 2) != VELO_OK) {
+                return VELO_ERR;
+            }
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            if (hbuf_add(st, esc, 6) != VELO_OK) {
+                return VELO_ERR;
+            }
+        } else if (hbuf_add(st, &p[i], 1) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return hbuf_add(st, "\"", 1);
+}
+
+/* The message's headers as {"name": "value", ...} into the batch's
+ * header buffer; hend[i] stays 0 when it has none. */
+static int kafka_headers_json(struct kafka_source *st, rd_kafka_message_t *m,
+                              size_t i)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    st->hend[i] = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hdrs == NULL || rd_kafka_header_cnt(hdrs) == 0) {
+        return VELO_OK;
+    }
+    st->hoff[i] = st->hlen;
+    const char *name;
+    const void *val;
+    size_t vlen;
+    if (hbuf_add(st, "{", 1) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (size_t k = 0; rd_kafka_header_get_all(hdrs, k, &name, &val, &vlen) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         k++) {
+        if ((k > 0 && hbuf_add(st, ",", 1) != VELO_OK) ||
+            hbuf_json_str(st, name, strlen(name)) != VELO_OK ||
+            hbuf_add(st, ":", 1) != VELO_OK ||
+            (val == NULL ? hbuf_add(st, "null", 4)
+                         : hbuf_json_str(st, val, vlen)) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    if (hbuf_add(st, "}", 1) != VELO_OK) {
+        return VELO_ERR;
+    }
+    st->hend[i] = st->hlen;
+    return VELO_OK;
+}
+
+/* Records and bytes of this read; the lag at most once a second, from
+ * the positions and the locally cached high watermarks (no broker call). */
+static void kafka_source_metrics(struct kafka_source *st,
+                                 const struct velo_source_batch *out)
+{
+    const struct velo_host_api *h = st->ins->host;
+    if (st->m_in == NULL || !VELO_HOST_HAS(h, metric_add)) {
+        return;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < out->count; i++) {
+        bytes += out->payload[i].len;
+    }
+    h->metric_add(st->m_in, (double)out->count);
+    h->metric_add(st->m_bytes, (double)bytes);
+    time_t now = time(NULL);
+    if (st->m_lag == NULL || now == st->lag_at) {
+        return;
+    }
+    st->lag_at = now;
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    if (rd_kafka_assignment(st->rk, &asg) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        asg == NULL) {
+        return;
+    }
+    int64_t lag = 0;
+    if (asg->cnt > 0 &&
+        rd_kafka_position(st->rk, asg) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < asg->cnt; i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_get_watermark_offsets(
+                    st->rk, asg->elems[i].topic, asg->elems[i].partition, &lo,
+                    &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0) {
+                continue;
+            }
+            int64_t pos = asg->elems[i].offset >= 0 ? asg->elems[i].offset
+                                                    : lo;
+            lag += hi > pos ? hi - pos : 0;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(asg);
+    h->metric_set(st->m_lag, (double)lag);
+}
 
 static void kafka_source_release(struct kafka_source *st)
 {
@@ -613,6 +902,15 @@ static int kafka_source_create(struct velo_instance *ins, const void *config,
     }
     st->ins = ins;
     ins->context = st;
+    snprintf(st->job, sizeof(st->job), "%s", kafka_job(ctx));
+    st->txn_sent = calloc(1, KAFKA_POS_MAX);
+    st->txn_pending = calloc(1, KAFKA_POS_MAX);
+    if (st->txn_sent == NULL || st->txn_pending == NULL ||
+        kafka_reg_add(st->job, st, NULL) != VELO_OK) {
+        velo_plg_error(ins, "out of memory");
+        goto fail;
+    }
+    st->registered = 1;
     if (kafka_target_resolve(ins, conf, ctx, &st->t) != VELO_OK) {
         goto fail;
     }
@@ -656,6 +954,16 @@ static int kafka_source_create(struct velo_instance *ins, const void *config,
             VELO_OK ||
         kafka_set(ins, rc, "heartbeat.interval.ms", heartbeat_ms,
                   st->t.label) != VELO_OK ||
+        /* Prefetch deeper than librdkafka's default: the job reads in
+         * batches of a thousand, and a local queue that runs dry between
+         * fetches left it idle (160 k vs 790 k messages/s on the
+         * benchmark); memory stays bounded by queued.max.messages.kbytes.
+         * A '<name>.kafka.queued.min.messages' overrides it. */
+        kafka_set(ins, rc, "queued.min.messages", "1000000", st->t.label) !=
+            VELO_OK ||
+        (conf->exactly_once &&
+         kafka_set(ins, rc, "isolation.level", "read_committed", st->t.label) !=
+             VELO_OK) ||
         kafka_passthrough(ins, rc, ctx, st->t.label, 1) != VELO_OK) {
         if (rc != NULL) {
             rd_kafka_conf_destroy(rc);
@@ -676,6 +984,28 @@ static int kafka_source_create(struct velo_instance *ins, const void *config,
     /* Logs and callbacks come out of rd_kafka_consumer_poll. */
     rd_kafka_set_log_queue(st->rk, NULL);
     rd_kafka_poll_set_consumer(st->rk);
+    if (VELO_HOST_HAS(ins->host, metric_counter)) {
+        char labels[320];
+        snprintf(labels, sizeof(labels), "connector=kafka,source=%s",
+                 ctx->name);
+        st->m_in = ins->host->metric_counter(
+            "velo_connector_records_in_total", "records read", labels);
+        st->m_bytes = ins->host->metric_counter(
+            "velo_connector_bytes_in_total", "payload bytes read", labels);
+        st->m_lag = ins->host->metric_gauge(
+            "velo_connector_lag",
+            "messages between the consumer's positions and the ends of its "
+            "assigned partitions",
+            labels);
+    }
+    if (ctx->wake != NULL) {
+        st->wake = ctx->wake;
+        st->wake_arg = ctx->wake_arg;
+        st->queue = rd_kafka_queue_get_consumer(st->rk);
+        if (st->queue != NULL) {
+            rd_kafka_queue_cb_event_enable(st->queue, kafka_queue_cb, st);
+        }
+    }
 
     int parts =
         kafka_check_topic(ins, st->rk, &st->t, conf->connect_timeout_ms);
@@ -693,8 +1023,9 @@ static int kafka_source_create(struct velo_instance *ins, const void *config,
     }
     velo_plg_info(ins,
                   "%s: consuming %d partition%s as group '%s', from "
-                  "the committed offsets or the %s",
-                  st->t.label, parts, parts == 1 ? "" : "s", group, reset);
+                  "the committed offsets or the %s%s",
+                  st->t.label, parts, parts == 1 ? "" : "s", group, reset,
+                  conf->exactly_once ? " (read_committed)" : "");
     info->bounded = 0;
     info->byte_stream = 0;
     info->size_bytes = -1;
@@ -750,6 +1081,22 @@ static int kafka_source_read(struct velo_instance *ins,
         st->held = h;
         st->capheld = out->capacity;
     }
+    if (out->headers != NULL && out->capacity > st->hoffcap) {
+        size_t *o = realloc(st->hoff, out->capacity * sizeof(*o));
+        if (o != NULL) {
+            st->hoff = o;
+        }
+        size_t *e = realloc(st->hend, out->capacity * sizeof(*e));
+        if (e != NULL) {
+            st->hend = e;
+        }
+        if (o == NULL || e == NULL) {
+            velo_plg_error(ins, "out of memory");
+            return VELO_ERR;
+        }
+        st->hoffcap = out->capacity;
+    }
+    st->hlen = 0;
     /* Bounded work per call even when only errors come back. */
     size_t polls = out->capacity + 16;
     while (out->count < out->capacity && polls-- > 0) {
@@ -789,11 +1136,21 @@ static int kafka_source_read(struct velo_instance *ins,
             meta->key.ptr = m->key;
             meta->key.len = m->key != NULL ? m->key_len : 0;
         }
+        if (out->headers != NULL && kafka_headers_json(st, m, i) != VELO_OK) {
+            velo_plg_error(ins, "out of memory");
+            return VELO_ERR;
+        }
         if (kafka_offsets_set(&st->read, m->partition, m->offset + 1) !=
             VELO_OK) {
             velo_plg_error(ins, "out of memory");
             return VELO_ERR;
         }
+    }
+    kafka_source_metrics(st, out);
+    /* The buffer may have moved while it grew: point at it now. */
+    for (size_t i = 0; out->headers != NULL && i < out->count; i++) {
+        out->headers[i].ptr = st->hend[i] != 0 ? st->hbuf + st->hoff[i] : NULL;
+        out->headers[i].len = st->hend[i] != 0 ? st->hend[i] - st->hoff[i] : 0;
     }
     return out->count > 0 ? VELO_OK : VELO_AGAIN;
 }
@@ -820,6 +1177,22 @@ static int kafka_source_commit(struct velo_instance *ins, const uint8_t *pos,
                                size_t len)
 {
     struct kafka_source *st = ins->context;
+    if (kafka_txn_covers(st->job, st->t.brokers)) {
+        /* Exactly once: the sink's flush, just before this call, committed
+         * these offsets in its transaction together with the output they
+         * produced. Committing them again here would be harmless on a
+         * broker, but it is not the protocol: only check that the
+         * transaction carried this very position. */
+        if (len > 2 && (strlen(st->txn_sent) != len ||
+                        memcmp(st->txn_sent, pos, len) != 0)) {
+            velo_plg_warn(ins,
+                          "%s: the position to acknowledge was not in the "
+                          "last committed transaction; not committed (a "
+                          "restart reads these records again)",
+                          st->t.label);
+        }
+        return VELO_OK;
+    }
     /* Checkpoints come every second or so; an idle source would commit
      * the same offsets each time. */
     if (strlen(st->last_commit) == len &&
@@ -920,8 +1293,17 @@ static void kafka_source_destroy(struct velo_instance *ins)
     if (st == NULL) {
         return;
     }
+    if (st->registered) {
+        kafka_reg_remove(st);
+    }
     kafka_source_release(st);
     if (st->rk != NULL) {
+        if (st->queue != NULL) {
+            /* No more wakes into a job that is going away. */
+            rd_kafka_queue_cb_event_enable(st->queue, NULL, NULL);
+            rd_kafka_queue_destroy(st->queue);
+            st->queue = NULL;
+        }
         /* Let the last asynchronous commits land (bounded), then leave
          * the group so the others take our partitions at once. */
         for (int i = 0; i < 50 && st->commits_pending > 0 && !st->failed; i++) {
@@ -943,8 +1325,13 @@ static void kafka_source_destroy(struct velo_instance *ins)
             st->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     free(st->held);
+    free(st->hbuf);
+    free(st->hoff);
+    free(st->hend);
     free(st->read.next);
     free(st->resume.next);
+    free(st->txn_sent);
+    free(st->txn_pending);
     free(st);
     ins->context = NULL;
 }
@@ -962,7 +1349,33 @@ struct kafka_sink {
     int closing;
     int failure_reported;
     char why[KAFKA_LABEL_MAX + 320 + KAFKA_ERR_MAX * 2];
+    /* Exactly once */
+    int txn;      /* a transactional producer */
+    int txn_open; /* a transaction has begun and is not committed yet */
+    int registered;
+    int told_foreign; /* said once: a source on other brokers */
+    char job[256];
+    char txn_id[300];
+    int64_t txn_timeout_ms;
+    struct timespec txn_t0; /* when the open transaction began */
+    uint64_t txn_messages;  /* produced in the open transaction */
+    struct velo_metric *m_out, *m_bytes_out;
+    uint64_t txn_commits;
+    /* Why librdkafka put the transaction in an error state (its TXNERR
+     * log line): the purged deliveries that follow only say "purged". */
+    char txn_reason[KAFKA_ERR_MAX];
 };
+
+static void kafka_sink_txn_log(struct velo_instance *ins, const char *buf)
+{
+    struct kafka_sink *st = ins->context;
+    if (st != NULL && st->txn_reason[0] == '\0') {
+        /* Without librdkafka's "[thrd:main]: " prefix. */
+        const char *p = buf[0] == '[' ? strstr(buf, "]: ") : NULL;
+        snprintf(st->txn_reason, sizeof(st->txn_reason), "%s",
+                 p != NULL ? p + 3 : buf);
+    }
+}
 
 static void kafka_sink_fail(struct kafka_sink *st, const char *fmt,
                             const char *reason)
@@ -973,12 +1386,84 @@ static void kafka_sink_fail(struct kafka_sink *st, const char *fmt,
     }
 }
 
+/* The first failure wins; the message is complete (label included). */
+static void kafka_sink_failf(struct kafka_sink *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void kafka_sink_failf(struct kafka_sink *st, const char *fmt, ...)
+{
+    if (st->failed) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->why, sizeof(st->why), fmt, ap);
+    va_end(ap);
+    st->failed = 1;
+}
+
+/* Was the producer fenced off by a newer one with its transactional.id? */
+static int kafka_fenced(rd_kafka_resp_err_t code)
+{
+    return code == RD_KAFKA_RESP_ERR__FENCED ||
+           code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+static void kafka_txn_fenced(struct kafka_sink *st, const char *reason)
+{
+    kafka_sink_failf(st,
+                     "%s: fenced off: another producer with "
+                     "transactional.id '%s' has started (a second "
+                     "instance of this job, or another job with the same "
+                     "id); this one stops and its open transaction is "
+                     "aborted by the broker (%s)",
+                     st->t.label, st->txn_id, reason);
+}
+
+/*
+ * Abort the open transaction (its messages stay invisible to
+ * read_committed readers) and say so after the failure's reason. A
+ * producer in a fatal state cannot abort: the broker aborts the
+ * transaction after transaction.timeout.ms, or the next instance's
+ * init_transactions does at once.
+ */
+static void kafka_txn_abort(struct kafka_sink *st)
+{
+    if (!st->txn_open) {
+        return;
+    }
+    st->txn_open = 0;
+    rd_kafka_error_t *e =
+        rd_kafka_abort_transaction(st->rk, KAFKA_TXN_TIMEOUT_MS);
+    size_t len = strlen(st->why);
+    if (e == NULL) {
+        snprintf(st->why + len, sizeof(st->why) - len,
+                 "; the transaction (%" PRIu64 " message(s)) is aborted: "
+                 "read_committed readers never see it, and a restart "
+                 "resumes from the offsets of the last committed one",
+                 st->txn_messages);
+    } else {
+        snprintf(st->why + len, sizeof(st->why) - len,
+                 "; the transaction could not be aborted (%s): the broker "
+                 "aborts it after transaction.timeout.ms, or at once when "
+                 "the job restarts",
+                 rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+/* A failed transaction call: abortable errors abort and fail the job,
+ * fatal ones (fenced) fail it, retriable ones are tried again at the
+ * next flush. Takes `e`. @return VELO_AGAIN or VELO_ERR. */
+static int kafka_txn_error(struct kafka_sink *st, const char *what,
+                           rd_kafka_error_t *e);
+
 static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                         void *opaque)
 {
     struct velo_instance *ins = opaque;
     struct kafka_sink *st = ins->context;
-    (void)rk;
     if (st == NULL) {
         return;
     }
@@ -988,6 +1473,20 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         return;
     }
     st->failed_count++;
+    char why[KAFKA_ERR_MAX];
+    if (st->txn && (kafka_fenced(m->err) ||
+                    kafka_fenced(rd_kafka_fatal_error(rk, why, sizeof(why))))) {
+        kafka_txn_fenced(st, rd_kafka_err2str(m->err));
+        return;
+    }
+    if (st->txn && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
+        /* The transaction failed and librdkafka dropped its messages. */
+        kafka_sink_failf(st, "%s: the transaction failed: %s", st->t.label,
+                         st->txn_reason[0] != '\0' ? st->txn_reason
+                                                   : rd_kafka_err2str(m->err));
+        return;
+    }
     kafka_sink_fail(st, "%s: delivery failed: %s", rd_kafka_err2str(m->err));
 }
 
@@ -1001,8 +1500,12 @@ static void kafka_sink_error_cb(rd_kafka_t *rk, int err, const char *reason,
     }
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[KAFKA_ERR_MAX];
-        rd_kafka_fatal_error(rk, why, sizeof(why));
-        kafka_sink_fail(st, "%s: fatal producer error: %s", why);
+        rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, why, sizeof(why));
+        if (st->txn && kafka_fenced(code)) {
+            kafka_txn_fenced(st, why);
+        } else {
+            kafka_sink_fail(st, "%s: fatal producer error: %s", why);
+        }
     } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
         kafka_sink_fail(st, "%s: authentication failed: %s", reason);
     } else if (kafka_transient((rd_kafka_resp_err_t)err)) {
@@ -1015,6 +1518,7 @@ static void kafka_sink_error_cb(rd_kafka_t *rk, int err, const char *reason,
 /* The first failure, said once; every later call fails too. */
 static int kafka_sink_failed(struct kafka_sink *st)
 {
+    kafka_txn_abort(st);
     if (!st->failure_reported) {
         velo_plg_error(st->ins, "%s", st->why);
         st->failure_reported = 1;
@@ -1035,6 +1539,16 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
     }
     st->ins = ins;
     ins->context = st;
+    if (VELO_HOST_HAS(ins->host, metric_counter)) {
+        char labels[320];
+        snprintf(labels, sizeof(labels), "connector=kafka,sink=%s",
+                 ctx->name);
+        st->m_out = ins->host->metric_counter(
+            "velo_connector_records_out_total", "records written", labels);
+        st->m_bytes_out = ins->host->metric_counter(
+            "velo_connector_bytes_out_total", "payload bytes written",
+            labels);
+    }
     if (kafka_target_resolve(ins, conf, ctx, &st->t) != VELO_OK) {
         goto fail;
     }
@@ -1063,6 +1577,59 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
         velo_plg_error(ins, "%s: linger.ms must be 0..900000", st->t.label);
         goto fail;
     }
+    st->txn = conf->exactly_once || (conf->transactional_id != NULL &&
+                                     conf->transactional_id[0] != '\0');
+    snprintf(st->job, sizeof(st->job), "%s", kafka_job(ctx));
+    if (st->txn) {
+        if (strcmp(acks, "all") != 0 && strcmp(acks, "-1") != 0) {
+            velo_plg_error(ins,
+                           "%s: exactly.once needs acks=all (it is '%s'); "
+                           "remove '%s.acks'",
+                           st->t.label, acks, kafka_owner(ctx));
+            goto fail;
+        }
+        if (!conf->enable_idempotence) {
+            velo_plg_error(ins,
+                           "%s: exactly.once needs the idempotent "
+                           "producer; remove '%s.enable.idempotence'",
+                           st->t.label, kafka_owner(ctx));
+            goto fail;
+        }
+        struct kafka_sink *other = kafka_reg_txn_sink(st->job);
+        if (other != NULL) {
+            velo_plg_error(ins,
+                           "%s: job '%s' already has an exactly-once Kafka "
+                           "sink (%s); one transaction can cover one sink: "
+                           "run the other statement as its own job",
+                           st->t.label, st->job, other->t.label);
+            goto fail;
+        }
+        if (conf->transactional_id != NULL &&
+            conf->transactional_id[0] != '\0') {
+            snprintf(st->txn_id, sizeof(st->txn_id), "%s",
+                     conf->transactional_id);
+        } else {
+            /* Stable across restarts of the same job, so that a restart
+             * fences off (and aborts the transaction of) an instance
+             * that is still around: velo-<job file>-<sink>. */
+            const char *base = strrchr(st->job, '/');
+            base = base != NULL ? base + 1 : st->job;
+            base += *base == '<'; /* "<command line>" */
+            int n =
+                snprintf(st->txn_id, sizeof(st->txn_id), "velo-%.*s-%s",
+                         (int)strcspn(base, ".>"), base,
+                         strcmp(kafka_owner(ctx), "<name>") != 0 ? ctx->name
+                                                                 : st->t.topic);
+            for (int i = 0; i < n && st->txn_id[i] != '\0'; i++) {
+                char c = st->txn_id[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                      c == '.')) {
+                    st->txn_id[i] = '_';
+                }
+            }
+        }
+    }
     char linger[32], timeout[32];
     snprintf(linger, sizeof(linger), "%" PRId64, conf->linger_ms);
     snprintf(timeout, sizeof(timeout), "%" PRId64,
@@ -1078,6 +1645,12 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
         kafka_set(ins, rc, "acks", acks, st->t.label) != VELO_OK ||
         kafka_set(ins, rc, "message.timeout.ms", timeout, st->t.label) !=
             VELO_OK ||
+        (st->txn && kafka_set(ins, rc, "transactional.id", st->txn_id,
+                              st->t.label) != VELO_OK) ||
+        /* librdkafka wants a message's timeout within its transaction's:
+         * one delivery.timeout bounds both. */
+        (st->txn && kafka_set(ins, rc, "transaction.timeout.ms", timeout,
+                              st->t.label) != VELO_OK) ||
         kafka_passthrough(ins, rc, ctx, st->t.label, 0) != VELO_OK) {
         if (rc != NULL) {
             rd_kafka_conf_destroy(rc);
@@ -1090,6 +1663,13 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
     if (rd_kafka_conf_get(rc, "queue.buffering.max.messages", qmax, &qlen) ==
         RD_KAFKA_CONF_OK) {
         st->max_queued = strtoll(qmax, NULL, 10);
+    }
+    char ttmo[32];
+    size_t tlen = sizeof(ttmo);
+    st->txn_timeout_ms = 60000;
+    if (rd_kafka_conf_get(rc, "transaction.timeout.ms", ttmo, &tlen) ==
+        RD_KAFKA_CONF_OK) {
+        st->txn_timeout_ms = strtoll(ttmo, NULL, 10);
     }
     rd_kafka_conf_set_dr_msg_cb(rc, kafka_dr_cb);
     rd_kafka_conf_set_error_cb(rc, kafka_sink_error_cb);
@@ -1107,9 +1687,31 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
     if (parts < 0) {
         goto fail;
     }
-    velo_plg_info(ins, "%s: producing to %d partition%s (%s, acks=%s%s)",
+    if (st->txn) {
+        /* Fences off any older producer with this id and aborts (or
+         * completes) its open transaction before we begin ours. */
+        rd_kafka_error_t *e =
+            rd_kafka_init_transactions(st->rk, KAFKA_TXN_TIMEOUT_MS);
+        if (e != NULL) {
+            velo_plg_error(ins,
+                           "%s: cannot start transactions with "
+                           "transactional.id '%s': %s (the brokers must "
+                           "support transactions, Kafka 0.11 or later)",
+                           st->t.label, st->txn_id, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            goto fail;
+        }
+        if (kafka_reg_add(st->job, NULL, st) != VELO_OK) {
+            velo_plg_error(ins, "out of memory");
+            goto fail;
+        }
+        st->registered = 1;
+    }
+    velo_plg_info(ins, "%s: producing to %d partition%s (%s, acks=%s%s%s%s)",
                   st->t.label, parts, parts == 1 ? "" : "s", codec, acks,
-                  conf->enable_idempotence ? ", idempotent" : "");
+                  conf->enable_idempotence ? ", idempotent" : "",
+                  st->txn ? ", exactly once, transactional.id " : "",
+                  st->txn ? st->txn_id : "");
     return VELO_OK;
 
 fail:
@@ -1144,6 +1746,10 @@ static int kafka_produce(struct kafka_sink *st, const char *p, size_t len,
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         return VELO_AGAIN;
     }
+    if (st->txn && st->txn_reason[0] != '\0') {
+        kafka_sink_failf(st, "%s: the transaction failed: %s", st->t.label,
+                         st->txn_reason);
+    }
     kafka_sink_fail(st, "%s: cannot produce: %s", rd_kafka_err2str(err));
     return kafka_sink_failed(st);
 }
@@ -1169,6 +1775,192 @@ static int kafka_produce_record(struct kafka_sink *st,
     return rc;
 }
 
+static int kafka_txn_error(struct kafka_sink *st, const char *what,
+                           rd_kafka_error_t *e)
+{
+    char reason[KAFKA_LABEL_MAX + 400 + KAFKA_ERR_MAX];
+    snprintf(reason, sizeof(reason), "%s: %s", what, rd_kafka_error_string(e));
+    rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+    int fatal = rd_kafka_error_is_fatal(e);
+    int abortable = rd_kafka_error_txn_requires_abort(e);
+    int retriable = rd_kafka_error_is_retriable(e);
+    rd_kafka_error_destroy(e);
+    if (fatal || kafka_fenced(code)) {
+        if (kafka_fenced(code)) {
+            kafka_txn_fenced(st, reason);
+        } else {
+            kafka_sink_failf(st, "%s: fatal transaction error: %s", st->t.label,
+                             reason);
+        }
+        st->txn_open = 0; /* a fatal producer cannot abort */
+        return kafka_sink_failed(st);
+    }
+    if (abortable) {
+        kafka_sink_failf(st, "%s: %s", st->t.label, reason);
+        return kafka_sink_failed(st); /* aborts */
+    }
+    if (retriable) {
+        velo_plg_warn(st->ins, "%s: %s; trying again", st->t.label, reason);
+        return VELO_AGAIN;
+    }
+    kafka_sink_failf(st, "%s: %s", st->t.label, reason);
+    return kafka_sink_failed(st);
+}
+
+/* Lazily, at the first write after a commit. */
+static int kafka_txn_begin(struct kafka_sink *st)
+{
+    if (st->txn_open) {
+        /* A plan that never reaches a checkpoint (a stateful query
+         * without --state-dir) would hold its transaction until the
+         * broker aborts it: say why before that happens. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ms = (int64_t)(now.tv_sec - st->txn_t0.tv_sec) * 1000 +
+                     (now.tv_nsec - st->txn_t0.tv_nsec) / 1000000;
+        if (ms > st->txn_timeout_ms * 9 / 10) {
+            kafka_sink_failf(
+                st,
+                "%s: the transaction has been open for %" PRId64 " ms "
+                "without a checkpoint (transaction.timeout.ms is %" PRId64
+                "): exactly once needs a job that checkpoints regularly: "
+                "a stateless query, or --state-dir with a "
+                "--checkpoint-interval well below that",
+                st->t.label, ms, st->txn_timeout_ms);
+            return VELO_ERR;
+        }
+        return VELO_OK;
+    }
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(st->rk);
+    if (e != NULL) {
+        if (kafka_txn_error(st, "cannot begin a transaction", e) ==
+            VELO_AGAIN) {
+            kafka_sink_failf(st, "%s: cannot begin a transaction", st->t.label);
+        }
+        return VELO_ERR;
+    }
+    st->txn_open = 1;
+    st->txn_messages = 0;
+    clock_gettime(CLOCK_MONOTONIC, &st->txn_t0);
+    return VELO_OK;
+}
+
+static int kafka_txn_covers(const char *job, const char *brokers)
+{
+    struct kafka_sink *ts = kafka_reg_txn_sink(job);
+    return ts != NULL && strcmp(ts->t.brokers, brokers) == 0;
+}
+
+/* The offsets a source has read so far into the open transaction. */
+static int kafka_txn_send_offsets(struct kafka_sink *st,
+                                  struct kafka_source *src)
+{
+    const struct kafka_offsets *o = &src->read;
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(o->n > 0 ? o->n : 1);
+    for (int32_t p = 0; p < o->n; p++) {
+        if (o->next[p] >= 0) {
+            rd_kafka_topic_partition_list_add(l, src->t.topic, p)->offset =
+                o->next[p];
+        }
+    }
+    rd_kafka_error_t *e = NULL;
+    if (l->cnt > 0) {
+        rd_kafka_consumer_group_metadata_t *cg =
+            rd_kafka_consumer_group_metadata(src->rk);
+        e = rd_kafka_send_offsets_to_transaction(st->rk, l, cg,
+                                                 KAFKA_TXN_TIMEOUT_MS);
+        rd_kafka_consumer_group_metadata_destroy(cg);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e != NULL) {
+        char what[sizeof(src->t.label) + 64];
+        snprintf(what, sizeof(what), "sending the offsets of %s", src->t.label);
+        return kafka_txn_error(st, what, e);
+    }
+    return VELO_OK;
+}
+
+/*
+ * The checkpoint barrier: the output of the open transaction and the read
+ * positions of the job's Kafka sources (on our brokers) commit together.
+ * Positions are taken now: the engine has pushed every record read so far
+ * through the plan before it flushes, so the transaction holds exactly
+ * their output. Nothing new and nothing read: nothing to do.
+ */
+static int kafka_txn_commit(struct kafka_sink *st)
+{
+    struct kafka_source *srcs[KAFKA_TXN_SOURCES_MAX];
+    size_t n = kafka_reg_sources(st->job, srcs, KAFKA_TXN_SOURCES_MAX);
+    if (n > KAFKA_TXN_SOURCES_MAX) {
+        kafka_sink_failf(st,
+                         "%s: job '%s' reads %zu Kafka sources; one "
+                         "transaction carries the offsets of at most %d",
+                         st->t.label, st->job, n, KAFKA_TXN_SOURCES_MAX);
+        return kafka_sink_failed(st);
+    }
+    int carried[KAFKA_TXN_SOURCES_MAX] = {0};
+    int moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct kafka_source *src = srcs[i];
+        if (strcmp(src->t.brokers, st->t.brokers) != 0) {
+            if (!st->told_foreign) {
+                velo_plg_warn(st->ins,
+                              "%s: source %s is on other brokers: its "
+                              "offsets cannot be in this transaction and "
+                              "are committed on their own (at least once)",
+                              st->t.label, src->t.label);
+                st->told_foreign = 1;
+            }
+            continue;
+        }
+        int len = kafka_offsets_write(&src->read, (uint8_t *)src->txn_pending,
+                                      KAFKA_POS_MAX - 1);
+        if (len < 0) {
+            kafka_sink_failf(st,
+                             "%s: the position of %s does not fit in "
+                             "%d bytes (too many partitions)",
+                             st->t.label, src->t.label, KAFKA_POS_MAX);
+            return kafka_sink_failed(st);
+        }
+        src->txn_pending[len] = '\0';
+        carried[i] = 1;
+        moved |= strcmp(src->txn_pending, src->txn_sent) != 0;
+    }
+    if (!st->txn_open && !moved) {
+        return VELO_OK;
+    }
+    if (!st->txn_open && kafka_txn_begin(st) != VELO_OK) {
+        return kafka_sink_failed(st);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = carried[i] ? kafka_txn_send_offsets(st, srcs[i]) : VELO_OK;
+        if (rc != VELO_OK) {
+            return rc;
+        }
+    }
+    rd_kafka_error_t *e =
+        rd_kafka_commit_transaction(st->rk, KAFKA_TXN_TIMEOUT_MS);
+    if (e != NULL) {
+        return kafka_txn_error(st, "committing the transaction", e);
+    }
+    st->txn_open = 0;
+    st->txn_commits++;
+    for (size_t i = 0; i < n; i++) {
+        if (carried[i]) {
+            memcpy(srcs[i]->txn_sent, srcs[i]->txn_pending,
+                   strlen(srcs[i]->txn_pending) + 1);
+            velo_plg_debug(st->ins,
+                           "%s: transaction %" PRIu64 " committed with %" PRIu64
+                           " message(s) and the offsets of %s "
+                           "(partition:next)%s",
+                           st->t.label, st->txn_commits, st->txn_messages,
+                           srcs[i]->t.label, srcs[i]->txn_sent + 2);
+        }
+    }
+    return VELO_OK;
+}
+
 static int kafka_sink_write(struct velo_instance *ins,
                             const struct velo_str *recs,
                             const struct velo_record_meta *meta, size_t n)
@@ -1183,12 +1975,22 @@ static int kafka_sink_write(struct velo_instance *ins,
     if (queued > 0 && (int64_t)queued + (int64_t)n > st->max_queued) {
         return VELO_AGAIN;
     }
+    if (st->txn && kafka_txn_begin(st) != VELO_OK) {
+        return kafka_sink_failed(st);
+    }
+    size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         int rc = kafka_produce_record(st, &recs[i],
                                       meta != NULL ? &meta[i] : NULL, i == 0);
         if (rc != VELO_OK) {
             return rc;
         }
+        st->txn_messages += st->txn ? 1u : 0u;
+        bytes += recs[i].len;
+    }
+    if (st->m_out != NULL && VELO_HOST_HAS(ins->host, metric_add)) {
+        ins->host->metric_add(st->m_out, (double)n);
+        ins->host->metric_add(st->m_bytes_out, (double)bytes);
     }
     return VELO_OK;
 }
@@ -1196,6 +1998,13 @@ static int kafka_sink_write(struct velo_instance *ins,
 static int kafka_sink_flush(struct velo_instance *ins)
 {
     struct kafka_sink *st = ins->context;
+    if (st->txn) {
+        rd_kafka_poll(st->rk, 0); /* delivery reports */
+        if (st->failed) {
+            return kafka_sink_failed(st);
+        }
+        return kafka_txn_commit(st);
+    }
     rd_kafka_flush(st->rk, 100);
     if (st->failed) {
         return kafka_sink_failed(st);
@@ -1208,6 +2017,26 @@ static void kafka_sink_destroy(struct velo_instance *ins)
     struct kafka_sink *st = ins->context;
     if (st == NULL) {
         return;
+    }
+    if (st->registered) {
+        kafka_reg_remove(st);
+    }
+    if (st->rk != NULL && st->txn_open) {
+        /* Stopped without a last checkpoint (a failure elsewhere): what
+         * this transaction holds was never acknowledged upstream. */
+        velo_plg_warn(ins,
+                      "%s: closing with an open transaction of %" PRIu64
+                      " message(s): aborting it (a restart produces them "
+                      "again)",
+                      st->t.label, st->txn_messages);
+        st->closing = 1;
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(st->rk, 5000);
+        if (e != NULL) {
+            rd_kafka_error_destroy(e);
+        }
+        st->txn_open = 0;
+        rd_kafka_destroy(st->rk);
+        st->rk = NULL;
     }
     if (st->rk != NULL) {
         st->closing = st->produced == 0;
@@ -1234,7 +2063,8 @@ static const struct velo_connector_vtable kafka_vtable = {
     .size = sizeof(struct velo_connector_vtable),
     .scheme = "kafka",
     .flags = VELO_CONNECTOR_SOURCE | VELO_CONNECTOR_SINK |
-             VELO_CONNECTOR_RECORD_SINK,
+             VELO_CONNECTOR_RECORD_SINK | VELO_CONNECTOR_RECORD_SOURCE,
+    .introspect = kafka_introspect,
     .source_create = kafka_source_create,
     .source_read = kafka_source_read,
     .source_position = kafka_source_position,

@@ -13,6 +13,9 @@
  *     down N           broker N (1-based) drops its connections, refuses new
  *     up N             broker N accepts connections again
  *     topic NAME:P     create a topic with P partitions
+ *     error API ERR [N] the next N (default 1) requests of Kafka API key
+ *                      API (e.g. 26, EndTxn) fail with error code ERR
+ *                      (e.g. 29, TOPIC_AUTHORIZATION_FAILED)
  */
 #include <errno.h>
 #include <poll.h>
@@ -94,10 +97,25 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
         }
     } else if (strncmp(line, "topic ", 6) == 0) {
         rc = mock_topic(mc, line + 6, err, sizeof(err));
+    } else if (strncmp(line, "error ", 6) == 0) {
+        char *end;
+        long api = strtol(line + 6, &end, 10);
+        long code = strtol(end, &end, 10);
+        long cnt = *end != '\0' ? strtol(end, &end, 10) : 1;
+        if (api < 0 || api > 100 || code <= 0 || cnt < 1 || cnt > 1000 ||
+            *end != '\0') {
+            snprintf(err, sizeof(err), "write: error API ERR [N]");
+            rc = -1;
+        } else {
+            for (long i = 0; i < cnt; i++) {
+                rd_kafka_mock_push_request_errors(mc, (int16_t)api, 1,
+                                                  (rd_kafka_resp_err_t)code);
+            }
+        }
     } else {
         snprintf(err, sizeof(err),
                  "unknown command '%.200s' (down N, up N, "
-                 "topic NAME:P)",
+                 "topic NAME:P, error API ERR [N])",
                  line);
         rc = -1;
     }
