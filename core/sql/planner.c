@@ -339,7 +339,7 @@ static const char *const engine_keys[] = {
      * job's late-data policy (read by its aggregation). */
     "event.time.field", "event.time.format",
     "watermark.max_out_of_orderness", "watermark.idle_timeout",
-    "late.data.strategy", "state.ttl",
+    "late.data.strategy", "state.ttl", "window.grace",
     /* A join's right side read by key through the connector. */
     "lookup", "lookup.cache.entries", "lookup.cache.ttl",
     /* The application's dead-letter file (any statement may name it). */
@@ -4265,6 +4265,18 @@ static int plan_select(struct planner *pl, const struct ast_stmt *st,
             if (q->window.grace != NULL) {
                 win.grace_us = window_interval(pl, q->window.grace,
                                                "grace period", 1);
+            } else {
+                /* '<job>.window.grace' (or on the input), as GRACE. */
+                const struct ast_prop *gp =
+                    st->name.name != NULL
+                        ? find_prop(sp, st->name.name, "window.grace")
+                        : NULL;
+                if (gp == NULL) {
+                    gp = input_prop(sp, &in, "window.grace");
+                }
+                if (gp != NULL) {
+                    prop_duration(pl, gp, &win.grace_us);
+                }
             }
             /* The sources' allowance, or the one of the streams read. */
             win.max_ooo_us = in.ooo_us;
