@@ -10,7 +10,11 @@
 #          kcat -C -e of the same topic into /dev/null;
 #   write: velo run, the same N lines from a file into topic `w-velo-R`, vs
 #          kcat -P of the N lines into topic `w-kcat-R` (fresh topics per
-#          run; each is checked to hold N messages afterwards).
+#          run; each is checked to hold N messages afterwards);
+#   kafka to kafka: velo run, every message of `in` through the kafka sink
+#          into topic `k-velo-R` (SELECT * ... LIMIT N), vs kcat -C -e of
+#          `in` alone (the read above), and vs kcat -C -e piped into
+#          kcat -P into `k-kcat-R` (both topics checked to hold N).
 # Messages per second = N / wall time of the command. velo's source is a
 # consumer group: joining it costs a fixed wait (the mock's group
 # coordinator holds the first join ~3 s), which kcat -C (no group) does
@@ -39,6 +43,7 @@ if [[ ! -x "$BUILD/velo" || ! -x "$BUILD/bin/velo-kafka-mock" ]]; then
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$BUILD" -j2 --target velo velo-plugin-kafka >/dev/null
 fi
+BUILD="$(cd "$BUILD" && pwd)" # the runs below happen in a scratch dir
 VELO=("$BUILD/velo" run --set "plugins.dirs=$BUILD/plugins")
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/velo-bench-kafka-XXXXXX")"
 MOCK_PID=""
@@ -65,7 +70,8 @@ BYTES="$(stat -c %s data.jsonl)"
 mkfifo mock.ctl
 topics=(-t "in:$PARTITIONS")
 for r in $(seq 1 "$RUNS"); do # a fresh pair of topics per run
-  topics+=(-t "w-velo-$r:$PARTITIONS" -t "w-kcat-$r:$PARTITIONS")
+  topics+=(-t "w-velo-$r:$PARTITIONS" -t "w-kcat-$r:$PARTITIONS"
+    -t "k-velo-$r:$PARTITIONS" -t "k-kcat-$r:$PARTITIONS")
 done
 "$BUILD/bin/velo-kafka-mock" -b 1 "${topics[@]}" <mock.ctl >mock.out 2>mock.err &
 MOCK_PID=$!
@@ -88,6 +94,7 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 104857
 echo "date: $(date -u +%Y-%m-%d), N=$N messages of $((BYTES / N)) bytes, $PARTITIONS partitions, best of $RUNS"
 
 read_velo=() read_velo_assigned=() read_deep_assigned=() read_kcat=() write_velo=() write_kcat=()
+k2k_velo=() k2k_velo_assigned=() k2k_kcat=()
 for r in $(seq 1 "$RUNS"); do
   t0="$(now)"
   kcat -C -b "$ADDR" -t in -e -q -o beginning >/dev/null
@@ -143,6 +150,32 @@ for r in $(seq 1 "$RUNS"); do
     got="$(count "$t")"
     [[ "$got" = "$N" ]] || { echo "$t holds $got of $N messages"; tail write.log; exit 1; }
   done
+
+  # Kafka to Kafka: the source's records straight into the kafka sink.
+  t0="$(now)"
+  timeout 600 "${VELO[@]}" -e "CREATE STREAM k AS SELECT * FROM src LIMIT $N
+    WITH ('src.type'='kafka_source', 'src.bootstrap.servers'='$ADDR',
+          'src.topic'='in', 'src.group.id'='bench-k2k-$r',
+          'k.type'='kafka_sink', 'k.bootstrap.servers'='$ADDR',
+          'k.topic'='k-velo-$r',
+          'k.kafka.sticky.partitioning.linger.ms'='0')" >/dev/null 2>k2k.log \
+    || { tail k2k.log; exit 1; }
+  t1="$(now)"
+  k2k_velo+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
+  at="$(grep -m1 'assigned partitions' k2k.log | cut -c12-23)"
+  end="$(date -u -d "@$t1" +%H:%M:%S.%N | cut -c1-12)"
+  k2k_velo_assigned+=("$(awk -v a="$at" -v b="$end" 'BEGIN {
+    split(a, x, ":"); split(b, y, ":");
+    print (y[1] * 3600 + y[2] * 60 + y[3]) - (x[1] * 3600 + x[2] * 60 + x[3]) }')")
+
+  t0="$(now)"
+  kcat -C -b "$ADDR" -t in -e -q -o beginning |
+    kcat -P -b "$ADDR" -t "k-kcat-$r" "${SPREAD[@]}"
+  k2k_kcat+=("$(awk -v a="$t0" -v b="$(now)" 'BEGIN {print b - a}')")
+  for t in "k-velo-$r" "k-kcat-$r"; do
+    got="$(count "$t")"
+    [[ "$got" = "$N" ]] || { echo "$t holds $got of $N messages"; tail k2k.log; exit 1; }
+  done
 done
 
 row() { # row WHAT TIMES...
@@ -159,3 +192,7 @@ row "read: velo run → file sink (from assignment)" "${read_velo_assigned[@]}"
 row "read: velo run → file sink, queued.min.messages=1000000 (from assignment)" "${read_deep_assigned[@]}"
 row "write: kcat -P" "${write_kcat[@]}"
 row "write: velo run file → kafka sink" "${write_velo[@]}"
+row "kafka → kafka: kcat -C -e > /dev/null (read only)" "${read_kcat[@]}"
+row "kafka → kafka: kcat -C -e | kcat -P" "${k2k_kcat[@]}"
+row "kafka → kafka: velo run kafka source → kafka sink (whole run)" "${k2k_velo[@]}"
+row "kafka → kafka: velo run kafka source → kafka sink (from assignment)" "${k2k_velo_assigned[@]}"
