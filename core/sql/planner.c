@@ -1534,35 +1534,6 @@ static int const_count(struct planner *pl, struct binder *b,
     return VELO_OK;
 }
 
-static int64_t window_size(struct planner *pl, const struct ast_expr *e)
-{
-    int64_t us = -1;
-    int rc = VELO_ERR;
-    if (e->kind == AX_INTERVAL) {
-        rc = interval_parse(e->text, e->name, &us);
-    } else if (e->kind == AX_DURATION || e->kind == AX_STRING) {
-        rc = interval_parse(e->text, NULL, &us);
-    }
-    if (rc == -2) {
-        perr(pl, e->pos, "V5020",
-             "months and years have no fixed length; write days",
-             "a window size cannot be in months or years");
-        return -1;
-    }
-    if (rc != VELO_OK) {
-        perr(pl, e->pos, "V5020",
-             "write the size as INTERVAL '5' MINUTE, '5 minutes' or 5m",
-             "invalid window size");
-        return -1;
-    }
-    if (us <= 0) {
-        perr(pl, e->pos, "V5020", "a window lasts a positive time",
-             "window size must be greater than zero");
-        return -1;
-    }
-    return us;
-}
-
 /* An interval of a window clause (size, advance, grace) in microseconds;
  * zero is allowed for GRACE only. @return -1 after reporting. */
 static int64_t window_interval(struct planner *pl, const struct ast_expr *e,
@@ -1598,6 +1569,11 @@ static int64_t window_interval(struct planner *pl, const struct ast_expr *e,
         return -1;
     }
     return us;
+}
+
+static int64_t window_size(struct planner *pl, const struct ast_expr *e)
+{
+    return window_interval(pl, e, "window size", 0);
 }
 
 /* A property of the query's input: set in this statement on the source's
@@ -2050,6 +2026,24 @@ static int same_type(struct velo_datatype a, struct velo_datatype b)
     return a.id == b.id && (a.id != VELO_TYPE_DECIMAL || a.scale == b.scale);
 }
 
+/* The type two numbers are compared or merged as: DOUBLE over DECIMAL
+ * (the larger scale, the widest precision there is) over BIGINT. */
+static struct velo_datatype numeric_common(struct velo_datatype a,
+                                           struct velo_datatype b)
+{
+    if (a.id == VELO_TYPE_DOUBLE || b.id == VELO_TYPE_DOUBLE) {
+        return velo_type_of(VELO_TYPE_DOUBLE);
+    }
+    if (a.id != VELO_TYPE_DECIMAL && b.id != VELO_TYPE_DECIMAL) {
+        return velo_type_of(VELO_TYPE_BIGINT);
+    }
+    int scale = a.id == VELO_TYPE_DECIMAL ? a.scale : 0;
+    if (b.id == VELO_TYPE_DECIMAL && b.scale > scale) {
+        scale = b.scale;
+    }
+    return velo_type_decimal(VELO_DECIMAL_MAX_PRECISION, scale);
+}
+
 /* Make a and z comparable as keys (same type, same decimal scale).
  * @return VELO_OK, or VELO_ERR after reporting (both freed). */
 static int unify_keys(struct planner *pl, struct velo_expr **a,
@@ -2061,18 +2055,7 @@ static int unify_keys(struct planner *pl, struct velo_expr **a,
     int an = velo_type_is_numeric((*a)->type);
     int zn = velo_type_is_numeric((*z)->type);
     if (an && zn) {
-        struct velo_datatype ta = (*a)->type, tz = (*z)->type, t;
-        if (ta.id == VELO_TYPE_DOUBLE || tz.id == VELO_TYPE_DOUBLE) {
-            t = velo_type_of(VELO_TYPE_DOUBLE);
-        } else if (ta.id == VELO_TYPE_DECIMAL && tz.id == VELO_TYPE_DECIMAL) {
-            t = ta.scale >= tz.scale ? ta : tz;
-            t.precision = 38;
-        } else if (ta.id == VELO_TYPE_DECIMAL || tz.id == VELO_TYPE_DECIMAL) {
-            t = ta.id == VELO_TYPE_DECIMAL ? ta : tz;
-            t.precision = 38;
-        } else {
-            t = velo_type_of(VELO_TYPE_BIGINT);
-        }
+        struct velo_datatype t = numeric_common((*a)->type, (*z)->type);
         *a = cast_to(*a, t);
         *z = cast_to(*z, t);
     } else if ((*a)->type.id == VELO_TYPE_STRING &&
@@ -3116,19 +3099,7 @@ static int union_type(struct velo_datatype a, struct velo_datatype b,
         return VELO_OK;
     }
     if (velo_type_is_numeric(a) && velo_type_is_numeric(b)) {
-        if (a.id == VELO_TYPE_DOUBLE || b.id == VELO_TYPE_DOUBLE) {
-            *out = velo_type_of(VELO_TYPE_DOUBLE);
-        } else if (a.id == VELO_TYPE_DECIMAL || b.id == VELO_TYPE_DECIMAL) {
-            struct velo_datatype t = a.id == VELO_TYPE_DECIMAL ? a : b;
-            if (a.id == VELO_TYPE_DECIMAL && b.id == VELO_TYPE_DECIMAL &&
-                b.scale > a.scale) {
-                t = b;
-            }
-            t.precision = 38;
-            *out = t;
-        } else {
-            *out = velo_type_of(VELO_TYPE_BIGINT);
-        }
+        *out = numeric_common(a, b);
         return VELO_OK;
     }
     if (a.id == VELO_TYPE_STRING && b.id == VELO_TYPE_STRING) {
