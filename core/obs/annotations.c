@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include "obs/metrics.h"
+#include "util/textbuf.h"
 
 /* ---- Diagnostics --------------------------------------------------------- */
 
@@ -72,21 +73,6 @@ static int char_col(const struct ann_ctx *c, size_t ls, size_t off)
     return col;
 }
 
-static char *vfmt(const char *fmt, va_list ap)
-{
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0) {
-        return NULL;
-    }
-    char *s = malloc((size_t)n + 1);
-    if (s != NULL) {
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    }
-    return s;
-}
 
 /* A diagnostic at byte offset off (span len bytes), like the parser's. */
 static void ann_diag(struct ann_ctx *c, size_t off, size_t len, int severity,
@@ -115,7 +101,7 @@ static void ann_diag(struct ann_ctx *c, size_t off, size_t len, int severity,
     d->severity = severity;
     va_list ap;
     va_start(ap, fmt);
-    d->message = vfmt(fmt, ap);
+    d->message = velo_vstrfmt(fmt, ap);
     va_end(ap);
     d->hint = hint != NULL ? strdup(hint) : NULL;
     if (off > c->len) {

@@ -127,21 +127,12 @@ static void refuse(struct velo_plugin_entry *e, const char *fmt, ...)
     VELO_PRINTF(2, 3);
 static void refuse(struct velo_plugin_entry *e, const char *fmt, ...)
 {
-    struct velo_textbuf t = {0};
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *why = velo_vstrfmt(fmt, ap);
     va_end(ap);
-    if (n >= 0) {
-        t.p = malloc((size_t)n + 1);
-        if (t.p != NULL) {
-            va_start(ap, fmt);
-            vsnprintf(t.p, (size_t)n + 1, fmt, ap);
-            va_end(ap);
-        }
-    }
     free(e->reason);
-    e->reason = t.p;
+    e->reason = why;
     e->state = VELO_PLUGIN_REFUSED;
     velo_log_write(VELO_LOG_WARN, LOG_SRC, "%s (%s)",
                    e->reason != NULL ? e->reason : "plugin refused", e->path);

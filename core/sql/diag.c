@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "sql/ast.h"
+#include "util/textbuf.h"
 
 /* json_stringn, not json_string: a string of known length, and a symbol
  * no other module of the binary can shadow. */
@@ -87,21 +88,6 @@ static json_t *jstr(const char *s)
 #define DIAG_LINE_SHOW 160
 #define DIAG_LINE_BEFORE 60
 
-static char *vformat(const char *fmt, va_list ap)
-{
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0) {
-        return NULL;
-    }
-    char *s = malloc((size_t)n + 1);
-    if (s != NULL) {
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    }
-    return s;
-}
 
 /* Room for one more; past the cap, one note and then counting only.
  * @return the slot, or NULL when the diagnostic is only counted. */
@@ -143,7 +129,7 @@ static void diag_fill(struct velo_sql_diag *d, const char *code,
                       const char *hint, const char *fmt, va_list ap)
 {
     snprintf(d->code, sizeof(d->code), "%s", code);
-    d->message = vformat(fmt, ap);
+    d->message = velo_vstrfmt(fmt, ap);
     d->hint = hint != NULL ? strdup(hint) : NULL;
     /* Messages quote names, and an anonymous source's name is its URI. */
     if (d->message != NULL) {
@@ -233,7 +219,7 @@ void sql_diag_detail(struct velo_sql_diags *ds, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     free(d->detail);
-    d->detail = vformat(fmt, ap);
+    d->detail = velo_vstrfmt(fmt, ap);
     va_end(ap);
 }
 

@@ -43,3 +43,19 @@ void velo_textbuf_free(struct velo_textbuf *tb)
     tb->len = tb->cap = 0;
     tb->oom = 0;
 }
+
+char *velo_vstrfmt(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        return NULL;
+    }
+    char *s = malloc((size_t)n + 1);
+    if (s != NULL) {
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    }
+    return s;
+}

@@ -6,6 +6,7 @@
 #ifndef VELO_CORE_TEXTBUF_H
 #define VELO_CORE_TEXTBUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include <velo/log.h>
@@ -20,5 +21,9 @@ struct velo_textbuf {
 void velo_textbuf_add(struct velo_textbuf *tb, const char *fmt, ...)
     VELO_PRINTF(2, 3);
 void velo_textbuf_free(struct velo_textbuf *tb);
+
+/** A new string formatted printf-style (malloc'd), or NULL on ENOMEM or a
+ *  bad format. */
+char *velo_vstrfmt(const char *fmt, va_list ap);
 
 #endif /* VELO_CORE_TEXTBUF_H */
