@@ -82,6 +82,9 @@ struct job_source {
      * microseconds), and whether the DAG was told the source is idle. */
     int64_t last_data_us;
     int idle;
+    /* A query reads _headers / HEADER(): ask the source for headers (a
+     * JSON object per record is work nobody needs otherwise). */
+    int want_headers;
     struct velo_source_batch sb;
     size_t next_payload;
     int eof; /* source_read said DECLINED */
@@ -647,8 +650,13 @@ static int source_fill(struct job_source *s)
     s->sb.capacity = JOB_PAYLOADS;
     s->sb.payload = s->payload;
     s->sb.meta = s->meta;
-    /* Headers are asked of message sources only (ABI 1.1). */
-    s->sb.headers = (s->conn->vt->flags & VELO_CONNECTOR_RECORD_SOURCE) != 0
+    /* Headers when a query reads them, and while the first records are
+     * sampled for the schema (they are decoded later, when it is known
+     * whether their headers are needed). */
+    s->sb.headers = s->want_headers ||
+                            (s->ps == NULL &&
+                             (s->conn->vt->flags &
+                              VELO_CONNECTOR_RECORD_SOURCE) != 0)
                         ? s->headers
                         : NULL;
     s->next_payload = 0;
@@ -951,6 +959,11 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
             ps->format = s->rebind_fmt; /* decode what the test gives */
         }
         s->ts_col = velo_schema_find(ps->schema, VELO_COL_TIMESTAMP);
+        int hc = velo_schema_find(ps->schema, VELO_COL_HEADERS);
+        /* Headers are asked of message sources only (ABI 1.1). */
+        s->want_headers =
+            hc >= 0 && ps->needed[hc] &&
+            (s->conn->vt->flags & VELO_CONNECTOR_RECORD_SOURCE) != 0;
         s->dec = velo_decoder_create(&ps->format, ps->schema, ps->needed, err,
                                      sizeof(err));
         if (s->dec == NULL) {
