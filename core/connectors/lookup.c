@@ -88,7 +88,7 @@ struct velo_lookup_table *velo_lookup_open(const struct velo_lookup_spec *s,
         .uri = s->uri,
         .props = s->props,
         .nprops = s->nprops,
-        .base = NULL,
+        .base = s->base,
         .wake = NULL,
         .wake_arg = NULL,
     };

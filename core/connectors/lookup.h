@@ -29,6 +29,7 @@ struct velo_lookup_spec {
     const struct velo_schema *schema; /* rows it returns; borrowed, must
                                          outlive the table */
     const char *label; /* log prefix ("postgres:customers"), or NULL */
+    struct event_base *base; /* the job's loop (ctx->base) */
 };
 
 /**

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <stdarg.h>
@@ -24,6 +25,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -42,6 +45,8 @@
 #define JOB_SAMPLE_MAX (256 * 1024)
 #define JOB_SINK_FLUSH_BYTES (256 * 1024)
 #define JOB_IDLE_POLL_MS 20
+/* A binary key (key.format long/int/double) as decimal text. */
+#define KEYTXT_MAX 32
 #define JOB_PROGRESS_NS 500000000LL
 /* Buffered sink output goes out at least this often while input flows,
  * and at once whenever the input goes idle: live results stay live. */
@@ -85,6 +90,12 @@ struct job_source {
     /* A query reads _headers / HEADER(): ask the source for headers (a
      * JSON object per record is work nobody needs otherwise). */
     int want_headers;
+    /* '<name>.key.format' long/int/double: binary keys become their
+     * decimal text in keytxt (KEYTXT_MAX per payload) before decoding;
+     * keys_done says this read's keys are converted. */
+    int key_conv;
+    int keys_done;
+    char *keytxt;
     struct velo_source_batch sb;
     size_t next_payload;
     int eof; /* source_read said DECLINED */
@@ -145,6 +156,12 @@ struct job_sink {
     struct velo_record_meta *kmeta; /* batch cap, or NULL: no keys */
     size_t *kends;
     struct velo_buf keybuf;
+    /* Message headers from the output's `_headers` column (sinks with
+     * sink_write_headers): its index, or -1; views per row; the schema
+     * the encoder sees, with _headers hidden from the payload. */
+    int hdr_col;
+    struct velo_str *hdrs;
+    struct velo_schema *enc_schema;
 };
 
 struct velo_job {
@@ -178,6 +195,11 @@ struct velo_job {
     /* Sources that can say "data is ready" (ctx->wake, from any thread)
      * write here; the idle loop waits on it instead of only sleeping. */
     int wake_fd;
+    /* The loop connectors register with (ctx->base): the worker's, or
+     * our own (own_base). wake_ev reads wake_fd; idle_ev bounds a wait. */
+    struct event_base *base;
+    int own_base;
+    struct event *wake_ev, *idle_ev;
     uint64_t dlq_len; /* bytes in the file, buffered ones included */
     int64_t dlq_resume_len; /* from the checkpoint; -1: start empty */
     struct velo_buf dlq;
@@ -660,6 +682,7 @@ static int source_fill(struct job_source *s)
                         ? s->headers
                         : NULL;
     s->next_payload = 0;
+    s->keys_done = 0;
     for (size_t i = 0; i < JOB_PAYLOADS; i++) {
         s->meta[i].timestamp_us = INT64_MIN;
         s->meta[i].partition = -1;
@@ -725,20 +748,73 @@ static void job_wake(void *arg)
     (void)w; /* full (EAGAIN): a wake is already pending */
 }
 
-/* Nothing moved: wait for a source's wake, at most JOB_IDLE_POLL_MS (for
- * sources that cannot wake us: a watched file, stdin between lines). */
-static void job_idle_wait(struct velo_job *j)
+/* The wake eventfd became readable: drain it. The turn that follows
+ * asks every source anyway, so nothing else is needed here. */
+static void job_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-    if (j->wake_fd < 0) {
+    (void)what;
+    (void)arg;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r;
+}
+
+static void job_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Nothing moved (or a sink is full, or a flush is outstanding): run the
+ * loop until an event arrives (a source's wake, a connector's socket),
+ * at most JOB_IDLE_POLL_MS (for sources that cannot wake us: a watched
+ * file, stdin between lines). */
+static void job_wait(struct velo_job *j)
+{
+    if (j->base == NULL) {
         poll(NULL, 0, JOB_IDLE_POLL_MS);
         return;
     }
-    struct pollfd p = {.fd = j->wake_fd, .events = POLLIN};
-    if (poll(&p, 1, JOB_IDLE_POLL_MS) > 0) {
-        uint64_t n;
-        ssize_t r = read(j->wake_fd, &n, sizeof(n));
-        (void)r;
+    const struct timeval tv = {0, JOB_IDLE_POLL_MS * 1000};
+    evtimer_add(j->idle_ev, &tv);
+    event_base_loop(j->base, EVLOOP_ONCE);
+    evtimer_del(j->idle_ev);
+}
+
+/* Between batches: let the connectors' socket callbacks run (replies,
+ * reconnect timers) without waiting. */
+static void job_poll_loop(struct velo_job *j)
+{
+    if (j->base != NULL) {
+        event_base_loop(j->base, EVLOOP_NONBLOCK);
     }
+}
+
+/* The loop ctx->base names: the caller's, or one of our own; the wake
+ * eventfd and the idle timer live on it. */
+static int job_loop_setup(struct velo_job *j)
+{
+    j->base = j->opts.base;
+    if (j->base == NULL) {
+        j->base = event_base_new();
+        j->own_base = 1;
+        if (j->base == NULL) {
+            return VELO_ERR;
+        }
+    }
+    j->idle_ev = evtimer_new(j->base, job_idle_cb, j);
+    if (j->idle_ev == NULL) {
+        return VELO_ERR;
+    }
+    if (j->wake_fd >= 0) {
+        j->wake_ev = event_new(j->base, j->wake_fd, EV_READ | EV_PERSIST,
+                               job_wake_cb, j);
+        if (j->wake_ev == NULL || event_add(j->wake_ev, NULL) != 0) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
 }
 
 static int open_source(struct velo_job *j, struct job_source *s,
@@ -796,7 +872,7 @@ static int open_source(struct velo_job *j, struct job_source *s,
         .uri = uri,
         .props = props,
         .nprops = nprops,
-        .base = NULL,
+        .base = j->base,
         .wake = j->wake_fd >= 0 ? job_wake : NULL,
         .wake_arg = j,
     };
@@ -838,7 +914,7 @@ static int source_sample(struct velo_job *j, struct job_source *s,
             if (s->info.byte_stream && s->carry.len > 0) {
                 break; /* the source paused: sample what came */
             }
-            poll(NULL, 0, JOB_IDLE_POLL_MS);
+            job_wait(j);
             continue;
         }
         if (rc != VELO_OK) {
@@ -964,6 +1040,18 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
         s->want_headers =
             hc >= 0 && ps->needed[hc] &&
             (s->conn->vt->flags & VELO_CONNECTOR_RECORD_SOURCE) != 0;
+        int kc = velo_schema_find(ps->schema, VELO_COL_KEY);
+        s->key_conv = kc >= 0 && ps->needed[kc] &&
+                      ps->format.key_format >= VELO_KEY_LONG &&
+                      (s->conn->vt->flags & VELO_CONNECTOR_RECORD_SOURCE) !=
+                          0;
+        if (s->key_conv && s->keytxt == NULL) {
+            s->keytxt = malloc((size_t)JOB_PAYLOADS * KEYTXT_MAX);
+            if (s->keytxt == NULL) {
+                velo_log_error("source %s: out of memory", s->shown);
+                return VELO_ERR;
+            }
+        }
         s->dec = velo_decoder_create(&ps->format, ps->schema, ps->needed, err,
                                      sizeof(err));
         if (s->dec == NULL) {
@@ -999,17 +1087,21 @@ static int setup_sources(struct velo_job *j, struct velo_sql_diags *diags)
 /* Hand records to the sink, waiting while it is full (VELO_AGAIN: the
  * sink took none of them, so the call is repeated as is). */
 static int sink_write_all(struct job_sink *k, const struct velo_str *recs,
-                          const struct velo_record_meta *meta, size_t n)
+                          const struct velo_record_meta *meta,
+                          const struct velo_str *hdrs, size_t n)
 {
     for (;;) {
-        int rc = k->conn->vt->sink_write(&k->ins, recs, meta, n);
+        int rc = hdrs != NULL ? k->conn->vt->sink_write_headers(
+                                    &k->ins, recs, meta, hdrs, n)
+                              : k->conn->vt->sink_write(&k->ins, recs, meta,
+                                                        n);
         if (rc == VELO_OK) {
             return VELO_OK;
         }
         if (rc != VELO_AGAIN) {
             break;
         }
-        poll(NULL, 0, JOB_IDLE_POLL_MS);
+        job_wait(k->job);
     }
     velo_log_error("sink %s: write failed; the reason is logged above",
                    k->ps->name);
@@ -1024,7 +1116,7 @@ static int sink_write_out(struct job_sink *k)
         return k->failed ? VELO_ERR : VELO_OK;
     }
     struct velo_str rec = {k->out.data, k->out.len};
-    if (sink_write_all(k, &rec, NULL, 1) != VELO_OK) {
+    if (sink_write_all(k, &rec, NULL, NULL, 1) != VELO_OK) {
         return VELO_ERR;
     }
     k->out.len = 0;
@@ -1103,8 +1195,62 @@ static int key_text(struct velo_buf *o, const struct velo_column *c,
     return velo_buf_append(o, tmp, n);
 }
 
+/* key.format long/int/double: the one key column as Kafka's serializers
+ * write it (big-endian). @return VELO_OK, or VELO_DECLINED for NULL. */
+static int key_binary(struct velo_buf *o, const struct velo_column *c,
+                      size_t r, int kf)
+{
+    if (c->has_nulls && c->nulls[r]) {
+        return VELO_DECLINED;
+    }
+    uint64_t v;
+    size_t n = kf == VELO_KEY_INT ? 4 : 8;
+    if (kf == VELO_KEY_DOUBLE) {
+        double d = c->type.id == VELO_TYPE_DOUBLE ? c->v.f64[r]
+                                                  : (double)c->v.i64[r];
+        memcpy(&v, &d, sizeof(v));
+    } else {
+        v = (uint64_t)c->v.i64[r]; /* INTEGER is held in i64 too */
+    }
+    char be[8];
+    for (size_t i = 0; i < n; i++) {
+        be[i] = (char)(v >> (8 * (n - 1 - i)));
+    }
+    return velo_buf_append(o, be, n);
+}
+
+/* Can key.format kf write this sink's key? NULL when it can, else why. */
+static const char *key_format_check(const struct velo_plan_sink *ps, int kf)
+{
+    if (kf < VELO_KEY_LONG || ps->nkeys == 0) {
+        return NULL;
+    }
+    if (ps->nkeys != 1) {
+        return "a binary key.format (long, int, double) writes one key "
+               "column; use 'json' for several";
+    }
+    int t = ps->schema->fields[ps->key_cols[0]].type.id;
+    if (kf == VELO_KEY_INT && t != VELO_TYPE_INTEGER) {
+        return "key.format 'int' writes an INTEGER key column (4 bytes); "
+               "CAST it AS INTEGER, or use 'long'";
+    }
+    if (kf == VELO_KEY_LONG && t != VELO_TYPE_INTEGER &&
+        t != VELO_TYPE_BIGINT) {
+        return "key.format 'long' writes an INTEGER or BIGINT key column; "
+               "CAST it, or use 'text' or 'json'";
+    }
+    if (kf == VELO_KEY_DOUBLE && t != VELO_TYPE_DOUBLE &&
+        t != VELO_TYPE_INTEGER && t != VELO_TYPE_BIGINT) {
+        return "key.format 'double' writes a numeric key column; CAST it, "
+               "or use 'text' or 'json'";
+    }
+    return NULL;
+}
+
 /* meta[i].key of each row: one key column's text, or a JSON object of
- * several. Rows whose single key is NULL get no key. */
+ * several (key.format text, the default); always the object (json); one
+ * column's big-endian bytes (long, int, double). Rows whose single key is
+ * NULL get no key. */
 static int sink_keys(struct job_sink *k, const struct velo_batch *b,
                      size_t n)
 {
@@ -1114,7 +1260,10 @@ static int sink_keys(struct job_sink *k, const struct velo_batch *b,
         size_t r = b->sel != NULL ? b->sel[i] : i;
         size_t start = k->keybuf.len;
         int rc;
-        if (ps->nkeys == 1) {
+        int kf = k->fmt.key_format;
+        if (kf >= VELO_KEY_LONG) {
+            rc = key_binary(&k->keybuf, &b->cols[ps->key_cols[0]], r, kf);
+        } else if (ps->nkeys == 1 && kf == VELO_KEY_TEXT) {
             rc = key_text(&k->keybuf, &b->cols[ps->key_cols[0]], r, 0);
         } else {
             rc = velo_buf_append(&k->keybuf, "{", 1);
@@ -1193,7 +1342,20 @@ static int sink_records(struct job_sink *k, struct velo_batch *b)
         velo_log_error("sink %s: out of memory encoding keys", k->ps->name);
         return VELO_ERR;
     }
-    if (sink_write_all(k, k->recs, k->kmeta, n) != VELO_OK) {
+    if (k->hdr_col >= 0) {
+        const struct velo_column *c = &b->cols[k->hdr_col];
+        for (size_t i = 0; i < n; i++) {
+            size_t r = b->sel != NULL ? b->sel[i] : i;
+            if (c->has_nulls && c->nulls[r]) {
+                k->hdrs[i].ptr = NULL;
+                k->hdrs[i].len = 0;
+            } else {
+                k->hdrs[i] = c->v.str[r];
+            }
+        }
+    }
+    if (sink_write_all(k, k->recs, k->kmeta,
+                       k->hdr_col >= 0 ? k->hdrs : NULL, n) != VELO_OK) {
         return VELO_ERR;
     }
     k->out.len = 0;
@@ -1248,7 +1410,7 @@ static int sink_on_finish(void *arg)
             k->job->failed = 1;
             return VELO_ERR;
         }
-        poll(NULL, 0, JOB_IDLE_POLL_MS);
+        job_wait(k->job);
     }
 }
 
@@ -1307,6 +1469,7 @@ static int setup_sinks(struct velo_job *j)
         j->nsinks++;
         k->ps = ps;
         k->job = j;
+        k->hdr_col = -1;
         k->conn = ps->conn;
         k->fmt = ps->format;
         const struct velo_property *props = ps->props;
@@ -1364,6 +1527,9 @@ static int setup_sinks(struct velo_job *j)
             .uri = uri,
             .props = props,
             .nprops = nprops,
+            .base = j->base,
+            .wake = j->wake_fd >= 0 ? job_wake : NULL,
+            .wake_arg = j,
         };
         k->ins.host = velo_host_api();
         k->ins.name = k->label;
@@ -1384,6 +1550,38 @@ static int setup_sinks(struct velo_job *j)
                 return VELO_ERR;
             }
             /* Keyed output (PRIMARY KEY, GROUP BY): each record's key. */
+            const char *why = k->capture_path == NULL
+                                  ? key_format_check(ps, k->fmt.key_format)
+                                  : NULL;
+            if (why != NULL) {
+                velo_log_error("sink %s: %s", ps->name, why);
+                return VELO_ERR;
+            }
+            /* A `_headers` column goes out as the records' headers when
+             * the sink can write them (not in the payload). */
+            int hc = velo_schema_find(ps->schema, VELO_COL_HEADERS);
+            if (hc >= 0 && k->capture_path == NULL &&
+                VELO_VTABLE_HAS(k->conn->vt, sink_write_headers)) {
+                int t = ps->schema->fields[hc].type.id;
+                if (t != VELO_TYPE_STRING && t != VELO_TYPE_JSON) {
+                    char tb[64];
+                    velo_log_error("sink %s: column _headers must be a JSON "
+                                   "object (build it with JSON_OBJECT('name', "
+                                   "value, ...)), not a %s",
+                                   ps->name,
+                                   velo_type_name(ps->schema->fields[hc].type,
+                                                  tb, sizeof(tb)));
+                    return VELO_ERR;
+                }
+                k->hdr_col = hc;
+                k->hdrs = calloc(j->env.batch_cap, sizeof(*k->hdrs));
+                k->enc_schema = velo_schema_copy(ps->schema);
+                if (k->hdrs == NULL || k->enc_schema == NULL) {
+                    velo_log_error("sink %s: out of memory", ps->name);
+                    return VELO_ERR;
+                }
+                k->enc_schema->fields[hc].hidden = 1;
+            }
             if (ps->nkeys > 0 && k->capture_path == NULL) {
                 k->kmeta = calloc(j->env.batch_cap, sizeof(*k->kmeta));
                 k->kends = calloc(j->env.batch_cap, sizeof(*k->kends));
@@ -1393,7 +1591,10 @@ static int setup_sinks(struct velo_job *j)
                 }
             }
         }
-        k->enc = velo_encoder_create(&k->fmt, ps->schema, ps->changelog);
+        k->enc = velo_encoder_create(&k->fmt,
+                                     k->enc_schema != NULL ? k->enc_schema
+                                                           : ps->schema,
+                                     ps->changelog);
         k->op = velo_op_callback(&j->env, ps->schema, sink_on_batch,
                                  sink_on_finish, k, k->label);
         if (k->enc == NULL || k->op == NULL ||
@@ -1448,6 +1649,12 @@ struct velo_job *velo_job_prepare(const char *sql, size_t len,
     j->dlq_fd = -1;
     j->dlq_resume_len = -1;
     j->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (job_loop_setup(j) != VELO_OK) {
+        velo_log_error("cannot set up the job's event loop (out of memory "
+                       "or file descriptors)");
+        velo_job_destroy(j);
+        return NULL;
+    }
     velo_sw_init(&j->ckw);
     velo_sw_init(&j->opw);
     j->env.funcs = j->funcs;
@@ -1463,6 +1670,7 @@ struct velo_job *velo_job_prepare(const char *sql, size_t len,
     j->penv.source_schema = job_source_schema;
     j->penv.arg = j;
     j->penv.stdout_format = opts->stdout_format;
+    j->penv.base = j->base;
 
     j->program = velo_sql_parse(sql, len, diags);
     if (j->program == NULL) {
@@ -1743,6 +1951,68 @@ static void source_idle_check(struct job_source *s, int moved)
     }
 }
 
+static uint64_t be_u64(const char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = (v << 8) | (unsigned char)p[i];
+    }
+    return v;
+}
+
+/* Binary keys (key.format long/int/double) to their text, in place of
+ * meta[i].key; a key of the wrong length sends its record to the
+ * dead letters and out of the batch. No allocation: keytxt is sized for
+ * a whole read. */
+static void convert_keys(struct job_source *s)
+{
+    int kf = s->ps->format.key_format;
+    size_t want = kf == VELO_KEY_INT ? 4 : 8;
+    size_t out = s->next_payload;
+    for (size_t i = s->next_payload; i < s->sb.count; i++) {
+        struct velo_str *k = &s->meta[i].key;
+        if (k->ptr != NULL && k->len != want) {
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "the key is %zu bytes; key.format '%s' reads %zu-byte "
+                     "big-endian values (set '<name>.key.format'='text' to "
+                     "read it as text)",
+                     k->len,
+                     kf == VELO_KEY_INT ? "int"
+                                        : kf == VELO_KEY_LONG ? "long"
+                                                              : "double",
+                     want);
+            on_bad_record(s, s->meta[i].offset, 0, s->payload[i].ptr,
+                          s->payload[i].len, msg);
+            continue;
+        }
+        if (k->ptr != NULL) {
+            char *t = s->keytxt + i * KEYTXT_MAX;
+            uint64_t v = be_u64(k->ptr, want);
+            int n;
+            if (kf == VELO_KEY_INT) {
+                n = snprintf(t, KEYTXT_MAX, "%" PRId32,
+                             (int32_t)(uint32_t)v);
+            } else if (kf == VELO_KEY_LONG) {
+                n = snprintf(t, KEYTXT_MAX, "%" PRId64, (int64_t)v);
+            } else {
+                double d;
+                memcpy(&d, &v, sizeof(d));
+                n = (int)velo_format_double(d, t, KEYTXT_MAX);
+            }
+            k->ptr = t;
+            k->len = (size_t)n;
+        }
+        if (out != i) {
+            s->payload[out] = s->payload[i];
+            s->meta[out] = s->meta[i];
+            s->headers[out] = s->headers[i];
+        }
+        out++;
+    }
+    s->sb.count = out;
+}
+
 static int source_step(struct velo_job *j, struct job_source *s)
 {
     if (s->carry_fresh) {
@@ -1799,6 +2069,10 @@ static int source_step(struct velo_job *j, struct job_source *s)
             }
         }
         return 1;
+    }
+    if (s->key_conv && !s->keys_done) {
+        s->keys_done = 1;
+        convert_keys(s);
     }
     struct velo_decode_report rep = {.bad_record = on_bad_record, .arg = s};
     while (s->next_payload < s->sb.count) {
@@ -1890,7 +2164,7 @@ static int make_sinks_durable(struct velo_job *j)
                 j->failed = 1;
                 return VELO_ERR;
             }
-            poll(NULL, 0, JOB_IDLE_POLL_MS);
+            job_wait(j);
         }
     }
     return VELO_OK;
@@ -2664,7 +2938,9 @@ int velo_job_run(struct velo_job *j, volatile sig_atomic_t *stop)
             j->opts.on_turn(j->opts.turn_arg, moved == 0);
         }
         if (moved == 0) {
-            job_idle_wait(j);
+            job_wait(j);
+        } else {
+            job_poll_loop(j);
         }
     }
     /* Bounded input ended or the job was stopped: final emits, flush. */
@@ -2797,6 +3073,8 @@ void velo_job_destroy(struct velo_job *j)
         free(k->kmeta);
         free(k->kends);
         velo_buf_free(&k->keybuf);
+        free(k->hdrs);
+        velo_schema_destroy(k->enc_schema);
         /* k->op belongs to the DAG; destroyed below. */
         if (k->op != NULL) {
             velo_op_destroy(k->op);
@@ -2819,6 +3097,7 @@ void velo_job_destroy(struct velo_job *j)
         }
         velo_buf_free(&s->carry);
         velo_buf_free(&s->header);
+        free(s->keytxt);
         free(s->pos);
         free(s->name);
     }
@@ -2843,6 +3122,17 @@ void velo_job_destroy(struct velo_job *j)
     }
     if (j->funcs != NULL) {
         velo_funcs_destroy(j->funcs);
+    }
+    /* Last: the connectors and lookup tables above had their events on
+     * this loop. */
+    if (j->wake_ev != NULL) {
+        event_free(j->wake_ev);
+    }
+    if (j->idle_ev != NULL) {
+        event_free(j->idle_ev);
+    }
+    if (j->own_base && j->base != NULL) {
+        event_base_free(j->base);
     }
     if (j->wake_fd >= 0) {
         close(j->wake_fd);

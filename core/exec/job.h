@@ -60,6 +60,13 @@ struct velo_job_opts {
      * 1-based among the file's SELECTs) as JSON Lines, with an "_op"
      * field on changelog rows, instead of its sink. NULL: real sinks. */
     const char *capture_dir;
+
+    /* ---- Appended for the connectors on the event loop (ABI 1.2) ---- */
+    /* The worker's event loop the job's connectors register their fds
+     * with (ctx->base). NULL: the job makes its own. The job runs it
+     * (never from inside one of its callbacks) between batches and while
+     * it waits; nothing else may run this base meanwhile. */
+    struct event_base *base;
 };
 
 struct velo_job_rebind {

@@ -61,6 +61,19 @@ int velo_format_parse(const char *name)
     return -1;
 }
 
+int velo_key_format_parse(const char *name)
+{
+    static const char *const names[] = {"text", "json", "long", "int",
+                                        "double"};
+    for (size_t i = 0; name != NULL && i < sizeof(names) / sizeof(*names);
+         i++) {
+        if (strcasecmp(name, names[i]) == 0) {
+            return (int)i; /* the enum's order */
+        }
+    }
+    return -1;
+}
+
 /* ---- creation ----------------------------------------------------------- */
 
 static void positional_map(struct velo_decoder *d)

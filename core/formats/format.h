@@ -49,7 +49,24 @@ struct velo_format_opts {
     size_t max_record_bytes;
     /* JSON: a field whose value is an object or array is kept as JSON
      * text; nested access (a.b.c) is evaluated by VELO_EXPR_FIELD. */
+    /* '<name>.key.format': how a message source's key bytes read as
+     * `_key`, and how a message sink writes the output key. */
+    int key_format; /* enum velo_key_format */
 };
+
+enum velo_key_format {
+    VELO_KEY_TEXT = 0, /* the bytes as text; a sink: one column's text, or
+                          a JSON object of several */
+    VELO_KEY_JSON,     /* a sink: always a JSON object of the key columns;
+                          a source: as text (read it with JSON_VALUE) */
+    VELO_KEY_LONG,     /* 8-byte big-endian integer (Kafka LongSerializer) */
+    VELO_KEY_INT,      /* 4-byte big-endian integer (IntegerSerializer) */
+    VELO_KEY_DOUBLE    /* 8-byte big-endian IEEE 754 (DoubleSerializer) */
+};
+
+/** "text", "json", "long", "int", "double" (any case). @return the enum
+ *  velo_key_format, or -1. */
+int velo_key_format_parse(const char *name);
 
 void velo_format_opts_default(struct velo_format_opts *o, int kind);
 /** "csv", "json", "jsonl", "raw", "table". @return kind or -1. */

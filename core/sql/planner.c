@@ -334,7 +334,7 @@ static void canon_schema(struct sql_buf *o, const struct velo_schema *s)
 
 static const char *const engine_keys[] = {
     "type",       "format",   "csv.delimiter",    "csv.quote",
-    "csv.header", "csv.null", "record.max_bytes", "schema",
+    "csv.header", "csv.null", "record.max_bytes", "schema", "key.format",
     /* Event time and watermarks (read by the queries of a source) and a
      * job's late-data policy (read by its aggregation). */
     "event.time.field", "event.time.format",
@@ -615,6 +615,16 @@ static int apply_props(struct planner *pl, const struct stmt_props *sp,
                 ok = 0;
             } else {
                 fmt->max_record_bytes = (size_t)v;
+            }
+        } else if (strcasecmp(k, "key.format") == 0) {
+            int kf = velo_key_format_parse(p->value);
+            if (kf < 0) {
+                perr(pl, p->value_pos, "V6005",
+                     "write text, json, long, int or double",
+                     "'%s' is not a key format: '%s'", p->key, p->value);
+                ok = 0;
+            } else {
+                fmt->key_format = kf;
             }
         } else if (strcasecmp(k, "schema") == 0) {
             *schema_prop = p;
@@ -2272,7 +2282,7 @@ open_lookup(struct planner *pl, const struct input *r,
     struct velo_lookup_spec spec = {
         .conn = lr->conn, .name = lr->name, .uri = NULL,
         .props = lr->props, .nprops = lr->nprops, .key = key,
-        .schema = r->schema, .label = label,
+        .schema = r->schema, .label = label, .base = pl->env->base,
     };
     char err[512];
     struct velo_lookup_table *t = velo_lookup_open(&spec, err, sizeof(err));

@@ -86,6 +86,7 @@ size_t velo_sql_annotations(const struct velo_sql_program *p,
 /* ---- Planning ----------------------------------------------------------- */
 
 struct velo_plan_source;
+struct event_base;
 
 /* What the planner asks of its caller while binding. */
 struct velo_plan_env {
@@ -106,6 +107,9 @@ struct velo_plan_env {
     void *arg;
     /* Used when a statement has no sink: bare SELECT goes to stdout. */
     int stdout_format; /* enum velo_format_kind */
+    /* The job's event loop, handed to lookup tables the plan opens (their
+     * connectors register their sockets there). */
+    struct event_base *base;
 };
 
 /* An external input, as bound. */

@@ -7,7 +7,20 @@
  * Nothing here is called per record: the hot path is batch at a time.
  *
  * Threading: all callbacks of one instance run on the worker thread that owns
- * the job; `base` in struct velo_connector_ctx is that worker's loop.
+ * the job; `base` in struct velo_connector_ctx is that worker's loop (never
+ * NULL since ABI 1.2). Connectors register their fds there (librdkafka's
+ * queue event fd, libpq's PQsocket, hiredis' libevent adapter) and never
+ * block the thread: a source with nothing now returns VELO_AGAIN and calls
+ * `wake` when data arrives; a sink whose replies are outstanding returns
+ * VELO_AGAIN from sink_flush and calls `wake` when they are in.
+ *
+ * The engine runs the loop itself: once per turn without waiting
+ * (EVLOOP_NONBLOCK) and, when nothing moved, until an event or a short
+ * timeout (EVLOOP_ONCE). It never calls a connector from inside one of the
+ * loop's callbacks, so a callback that must answer now (lookup_get) may run
+ * event_base_loop(base, EVLOOP_ONCE) itself until its replies are in.
+ * Connector event callbacks must not call back into the engine except
+ * through `wake`.
  */
 #ifndef VELO_CONNECTOR_H
 #define VELO_CONNECTOR_H
@@ -181,6 +194,20 @@ struct velo_connector_vtable {
      *  (logged). */
     int (*sink_restore)(struct velo_instance *ins, const uint8_t *pos,
                         size_t len);
+
+    /* ---- Appended in ABI 1.2 ---- */
+
+    /* --- sink with message headers (NULL when none) --- */
+    /** sink_write, plus headers[i]: record i's headers as one JSON object
+     *  text ({"name": "value", ...}; a value that is not a string is sent
+     *  as its JSON text, null as a header without value), or ptr NULL for
+     *  none. The engine calls this instead of sink_write when the query's
+     *  output has a `_headers` column (which then is not in the payload).
+     *  Same return contract as sink_write. */
+    int (*sink_write_headers)(struct velo_instance *ins,
+                              const struct velo_str *recs,
+                              const struct velo_record_meta *meta,
+                              const struct velo_str *headers, size_t n);
 };
 
 /* Does this vtable (of `size` bytes) carry member m? */

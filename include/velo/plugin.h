@@ -32,7 +32,7 @@ extern "C" {
  * loads when its major equals the host's and its minor is not newer.
  */
 #define VELO_ABI_MAJOR 1
-#define VELO_ABI_MINOR 1
+#define VELO_ABI_MINOR 2
 
 /*
  * The data model a plugin was compiled for. The loader refuses a plugin

@@ -18,7 +18,7 @@ check "an unknown server flag exits 2" test "$st" = 2
 "$VELO_BIN" version --format yaml >/dev/null 2>&1; st=$?
 check "a bad --format exits 2" test "$st" = 2
 set -e
-check "velo version prints the ABI" bash -c "'$VELO_BIN' version | grep -q 'plugin ABI 1.1'"
+check "velo version prints the ABI" bash -c "'$VELO_BIN' version | grep -q 'plugin ABI 1.2'"
 
 CONF="$SCRATCH/bad.yaml"
 printf 'server:\n  listen: "127.0.0.1:0"\n  workerz: 4\nhttp:\n  max_body_size: lots\n' >"$CONF"

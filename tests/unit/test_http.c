@@ -485,7 +485,7 @@ static void test_auth_required(void)
     j = jbody(&r);
     CU_ASSERT_STRING_EQUAL(jstr(j, "version", NULL), "9.8.7");
     CU_ASSERT_STRING_EQUAL(jstr(j, "commit", NULL), "abc123");
-    CU_ASSERT_STRING_EQUAL(jstr(j, "abi", NULL), "1.1");
+    CU_ASSERT_STRING_EQUAL(jstr(j, "abi", NULL), "1.2");
     json_decref(j);
     char *cc = tu_http_header(&r, "Cache-Control");
     CU_ASSERT_STRING_EQUAL(NN(cc), "no-store");

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include <CUnit/Basic.h>
+#include <event2/event.h>
 
 #include "config/config.h"
 #include "connectors/lookup.h"
@@ -33,6 +34,24 @@
 #include "plugin/license.h"
 #include "plugin/loader.h"
 #include "testutil.h"
+
+/* The loop real connectors register their sockets with (a job's ctx->base);
+ * one for the whole run, freed at exit. */
+static struct event_base *test_base;
+
+static void loop_base_free(void)
+{
+    event_base_free(test_base);
+}
+
+static struct event_base *loop_base(void)
+{
+    if (test_base == NULL) {
+        test_base = event_base_new();
+        atexit(loop_base_free);
+    }
+    return test_base;
+}
 
 /* ---- an in-process connector with lookups ------------------------------ */
 
@@ -161,7 +180,7 @@ static void test_fake_rows(void)
     struct velo_schema *sc = customers_schema();
     struct velo_property props[] = {{"table", "customers"}};
     struct velo_lookup_spec spec = {&fake_ref, "c",  NULL, props,
-                                    1,         "id", sc,   NULL};
+                                    1,         "id", sc,   NULL, NULL};
     char err[512];
     struct velo_lookup_table *t = velo_lookup_open(&spec, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
@@ -209,7 +228,7 @@ static void test_fake_chunks(void)
     struct velo_schema *sc = customers_schema();
     struct velo_property props[] = {{"table", "customers"}};
     struct velo_lookup_spec spec = {&fake_ref, "c",  NULL, props,
-                                    1,         "id", sc,   NULL};
+                                    1,         "id", sc,   NULL, NULL};
     char err[512];
     struct velo_lookup_table *t = velo_lookup_open(&spec, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
@@ -248,7 +267,7 @@ static void test_errors(void)
     char err[512] = "";
     /* a connector without lookups */
     struct velo_lookup_spec spec = {&plain_ref, "c",  NULL, props,
-                                    1,          "id", sc,   NULL};
+                                    1,          "id", sc,   NULL, NULL};
     CU_ASSERT_PTR_NULL(velo_lookup_open(&spec, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot serve lookups"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "plain"));
@@ -345,7 +364,8 @@ static void test_postgres(void)
     velo_schema_set(sc, 4, "since", velo_type_of(VELO_TYPE_TIMESTAMP), 1, 0);
     struct velo_property props[] = {{"url", url}, {"table", "lk_customers"}};
     struct velo_lookup_spec spec = {
-        pg, "customers", NULL, props, 2, "id", sc, "postgres:customers"};
+        pg, "customers", NULL, props, 2, "id", sc, "postgres:customers",
+        loop_base()};
     char err[1024];
     struct velo_lookup_table *t = velo_lookup_open(&spec, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
@@ -408,7 +428,8 @@ static void test_redis(void)
     velo_schema_set(sc, 3, "credit", velo_type_of(VELO_TYPE_DOUBLE), 1, 0);
     struct velo_property props[] = {{"url", url}, {"key.prefix", "cust:"}};
     struct velo_lookup_spec spec = {rd, "customers", NULL, props,
-                                    2,  "id",        sc,   "redis:customers"};
+                                    2,  "id",        sc,   "redis:customers",
+                                    loop_base()};
     char err[1024];
     struct velo_lookup_table *t = velo_lookup_open(&spec, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);

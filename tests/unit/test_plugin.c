@@ -681,7 +681,7 @@ static void test_cli_plugins(void)
     CU_ASSERT(contains(out, "loaded"));
     CU_ASSERT(contains(out, "plugin bad_magic: bad magic 0x0123456789abcdef"));
     CU_ASSERT(contains(out, "plugin newer_major: ABI 2.1, server provides "
-                            "1.1"));
+                            "1.2"));
     CU_ASSERT(contains(out, "plugin unlicensed: needs license feature "
                             "'rbac'; no license configured"));
     CU_ASSERT(contains(out, "4 plugin(s): 1 loaded, 3 refused, 0 failed"));
