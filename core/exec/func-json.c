@@ -749,6 +749,133 @@ static const struct velo_func_ext json_value_ext = {
 static const struct velo_func_ext json_extract_ext = {
     VELO_FUNC_EXT_MAGIC, jpath_prepare, jpath_release, json_extract_kernel};
 
+/* ---- JSON_OBJECT(name, value, ...) -------------------------------------- */
+
+#define JOBJ_MAX_ARGS 64
+
+/* Bytes s takes inside a JSON string (quotes excluded). */
+static size_t json_escaped_len(struct velo_str s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        n += c == '"' || c == '\\' ? 2 : c < 0x20 ? 6 : 1;
+    }
+    return n;
+}
+
+static char *json_escape_to(char *p, struct velo_str s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 15];
+            p += 6;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    return p;
+}
+
+/* A value written bare (numbers, booleans, JSON) or as a JSON string. */
+static int json_bare(const struct velo_column *c)
+{
+    switch (c->type.id) {
+    case VELO_TYPE_BOOLEAN:
+    case VELO_TYPE_INTEGER:
+    case VELO_TYPE_BIGINT:
+    case VELO_TYPE_DOUBLE:
+    case VELO_TYPE_DECIMAL:
+    case VELO_TYPE_JSON:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* One row: {"name": value, ...} in the arena. Names must be non-NULL
+ * text; a NULL value is null (PostgreSQL's json_build_object). */
+static int json_object_row(struct velo_eval_ctx *ctx,
+                           const struct velo_column *const *args,
+                           size_t nargs, size_t r, struct velo_str *res)
+{
+    struct velo_str parts[JOBJ_MAX_ARGS];
+    size_t total = 2;
+    for (size_t k = 0; k < nargs; k++) {
+        if (velo_col_is_null(args[k], r)) {
+            if (k % 2 == 0) {
+                return VELO_DECLINED; /* a NULL name */
+            }
+            parts[k].ptr = NULL;
+            parts[k].len = 0;
+            total += 4 + 1; /* null, */
+            continue;
+        }
+        if (velo_value_text(args[k], r, ctx->arena, &parts[k]) != VELO_OK) {
+            return VELO_ERR;
+        }
+        int bare = k % 2 == 1 && json_bare(args[k]);
+        total += (bare ? parts[k].len : json_escaped_len(parts[k]) + 2) + 1;
+    }
+    char *p = velo_arena_alloc(ctx->arena, total);
+    if (p == NULL) {
+        return VELO_ERR;
+    }
+    char *w = p;
+    *w++ = '{';
+    for (size_t k = 0; k < nargs; k++) {
+        if (k > 0) {
+            *w++ = k % 2 == 1 ? ':' : ',';
+        }
+        if (k % 2 == 1 && parts[k].ptr == NULL) {
+            memcpy(w, "null", 4);
+            w += 4;
+        } else if (k % 2 == 1 && json_bare(args[k])) {
+            memcpy(w, parts[k].ptr, parts[k].len);
+            w += parts[k].len;
+        } else {
+            *w++ = '"';
+            w = json_escape_to(w, parts[k]);
+            *w++ = '"';
+        }
+    }
+    *w++ = '}';
+    res->ptr = p;
+    res->len = (size_t)(w - p);
+    return VELO_OK;
+}
+
+static VELO_KERNEL(k_json_object)
+{
+    (void)fn;
+    if (nargs % 2 != 0 || nargs > JOBJ_MAX_ARGS) {
+        VELO_ROWS(sel, n, r,
+                  velo_eval_fail(ctx, out, r, VELO_EVAL_BAD_ARG,
+                                 "JSON_OBJECT takes name, value pairs (at "
+                                 "most %d arguments), not %zu arguments",
+                                 JOBJ_MAX_ARGS, nargs););
+        return;
+    }
+    VELO_ROWS(sel, n, r, {
+        int rc = json_object_row(ctx, args, nargs, r, &out->v.str[r]);
+        if (rc == VELO_DECLINED) {
+            velo_eval_fail(ctx, out, r, VELO_EVAL_BAD_ARG,
+                           "JSON_OBJECT: a name is NULL; every name must "
+                           "be text");
+        } else if (rc != VELO_OK) {
+            velo_eval_fail(ctx, out, r, VELO_EVAL_BAD_ARG,
+                           "out of memory building a JSON object");
+        }
+    });
+}
+
 #define NP VELO_FUNC_NULL_PROPAGATES
 
 static const struct velo_func json_table[] = {
@@ -758,6 +885,8 @@ static const struct velo_func json_table[] = {
      &json_extract_ext},
     {"JSON_QUERY", 2, {VT_STR, VT_STR}, VT_JSON, NULL, NP, velo_ext_kernel,
      &json_extract_ext},
+    {"JSON_OBJECT", 1, {VT_ANY}, VT_JSON, NULL, VELO_FUNC_VARIADIC,
+     k_json_object, NULL},
 };
 
 int velo_funcs_register_json(struct velo_funcs *r)
