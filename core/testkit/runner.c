@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "exec/batch.h"
 #include "exec/job.h"
 #include "obs/annotations.h"
@@ -410,9 +412,11 @@ static int discover(struct runner *r)
     penv.source_schema = discover_cb;
     penv.arg = r;
     penv.stdout_format = VELO_FORMAT_JSON;
+    /* Lookup tables the plan opens register with a loop (ctx->base). */
+    penv.base = event_base_new();
     struct velo_sql_diags diags = {0};
     int rc = 0;
-    if (funcs == NULL || conns == NULL) {
+    if (funcs == NULL || conns == NULL || penv.base == NULL) {
         snprintf(r->err, r->errlen, "out of memory");
         rc = -1;
     } else {
@@ -455,6 +459,9 @@ static int discover(struct runner *r)
     velo_sql_diags_free(&diags);
     velo_connectors_destroy(conns);
     velo_funcs_destroy(funcs);
+    if (penv.base != NULL) {
+        event_base_free(penv.base); /* after the plan's lookup tables */
+    }
     return rc;
 }
 
