@@ -6,14 +6,21 @@
  * or a pub/sub channel (SUBSCRIBE; at most once, Redis keeps nothing).
  * Sink: one row per record (VELO_CONNECTOR_RECORD_SINK) into a stream
  * (XADD), a hash per key (HSET), a string per key (SET) or a channel
- * (PUBLISH), pipelined: replies are read at sink_flush or when `pipeline`
- * commands are waiting.
+ * (PUBLISH).
  *
- * The engine has no event loop for connectors yet (ctx->base is NULL), so
- * this uses hiredis' blocking API with short timeouts and never waits for
- * data: XREADGROUP without BLOCK, pub/sub read only when poll() says the
- * socket is readable. A dropped connection is reopened with backoff inside
- * source_read / sink_write / sink_flush, which return VELO_AGAIN meanwhile.
+ * Everything a running job does goes through hiredis' asynchronous API on
+ * the worker's event loop (ctx->base, through the libevent adapter), and
+ * no call blocks the thread: a source with nothing buffered returns
+ * VELO_AGAIN with an XREADGROUP ... BLOCK (or its subscription) waiting on
+ * the server, and its reply callback buffers the entries and calls
+ * ctx->wake; a sink queues its commands and sink_flush returns VELO_AGAIN
+ * until every reply is in. A lost connection is reopened on a backoff
+ * timer (100 ms doubling to 5 s) with AUTH and SELECT, after which the
+ * source asks again and the sink sends again everything unconfirmed (at
+ * least once). lookup_get and source_commit must answer now: they send
+ * their commands and run the loop until the replies are in, bounded by
+ * connect.timeout. Only create (to fail at once on a wrong address,
+ * password or database) and introspection use blocking calls.
  *
  * Lookups (stream-table joins) read hashes or JSON strings by key, and
  * introspection lists streams and key patterns and describes one by
@@ -22,7 +29,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -81,8 +90,9 @@ static const struct velo_config_map redis_config[] = {
      "consumer name in the group (default <hostname>-<pid>)"},
     {VELO_CONFIG_STR, "start", "0", offsetof(struct redis_conf, start),
      "where a new group starts: 0 (the whole stream) or $ (new entries)"},
-    {VELO_CONFIG_INT, "block.ms", "0", offsetof(struct redis_conf, block_ms),
-     "reserved for the event-loop integration; reads never block now"},
+    {VELO_CONFIG_INT, "block.ms", "5000", offsetof(struct redis_conf, block_ms),
+     "stream source: XREADGROUP BLOCK, how long one read waits on the "
+     "server for new entries (0: without end)"},
     {VELO_CONFIG_INT, "count", "64", offsetof(struct redis_conf, count),
      "entries per XREADGROUP (at most the engine's batch)"},
     {VELO_CONFIG_STR, "field", "", offsetof(struct redis_conf, field),
@@ -103,7 +113,7 @@ static const struct velo_config_map redis_config[] = {
     {VELO_CONFIG_DURATION, "ttl", "0s", offsetof(struct redis_conf, ttl_ms),
      "string sink: expiry of each key (0s: none)"},
     {VELO_CONFIG_INT, "pipeline", "1000", offsetof(struct redis_conf, pipeline),
-     "sink: commands sent before their replies are awaited"},
+     "sink: commands awaiting replies before sink_write pushes back"},
     {VELO_CONFIG_INT, "scan.limit", "10000",
      offsetof(struct redis_conf, scan_limit),
      "inspect list: at most this many keys are scanned"},
@@ -417,20 +427,54 @@ static int redis_url_parse(const char *url, struct redis_url *u, char *err,
     return VELO_OK;
 }
 
-/* ---- Connection with reconnect ----------------------------------------- */
+/* ---- Connection --------------------------------------------------------- */
+
+/*
+ * Each instance has a blocking connection for create (so that a wrong
+ * address, password or database fails the job at once, with the reason)
+ * and for introspection, and an asynchronous one (redisAsyncContext on the
+ * worker's loop through hiredis' libevent adapter) for everything a
+ * running job does. The asynchronous one reconnects by itself: a lost
+ * connection arms a timer with backoff (100 ms doubling to 5 s); each
+ * attempt connects, sends AUTH and SELECT, and is READY at the PING's
+ * reply, when the owner's on_ready sends what it needs again (the source
+ * its XREADGROUP or SUBSCRIBE, the sink what is unconfirmed).
+ *
+ * Stale replies: a context we drop gets ac->data = NULL before it is
+ * freed, and hiredis answers every callback still waiting on a dead
+ * context with a NULL reply; callbacks ignore both, and on_lost resets
+ * what the owner had in flight.
+ */
 
 enum { REDIS_FATAL = -100 };
+
+enum redis_state { REDIS_DOWN, REDIS_CONNECTING, REDIS_READY };
 
 struct redis_conn {
     struct velo_instance *ins;
     struct redis_url url;
     int64_t db;
     struct timeval timeout;
-    redisContext *c;
-    int64_t next_try_ms;
+    redisContext *c; /* blocking: checks at create, introspection */
+    struct event_base *base;
+    int own_base; /* no loop was given (an engine before ABI 1.2) */
+    redisAsyncContext *ac;
+    int state;             /* enum redis_state */
+    struct event *retry;   /* backoff while down; connect.timeout while
+                              connecting */
+    struct event *wait_ev; /* the deadline of redis_wait */
     int64_t backoff_ms;
-    int down;     /* an outage is in progress (logged once) */
-    int attempts; /* failed attempts in this outage */
+    int down;        /* an outage is in progress (logged once) */
+    int attempts;    /* failed attempts in this outage */
+    int quiet;       /* a helper connection: outages logged at debug level */
+    int fatal;       /* credentials or database refused: retrying cannot help */
+    int reconnected; /* for on_ready: this READY ends an outage */
+    char why[128];   /* why the last attempt or connection failed */
+    void (*on_ready)(struct redis_conn *cn);
+    void (*on_lost)(struct redis_conn *cn);
+    void *owner;
+    void (*wake)(void *wake_arg);
+    void *wake_arg;
     struct velo_metric *m_reconnects;
     struct velo_metric *m_errors;
 };
@@ -440,6 +484,13 @@ static void redis_metric_add(struct redis_conn *cn, struct velo_metric *m,
 {
     if (m != NULL && VELO_HOST_HAS(cn->ins->host, metric_add)) {
         cn->ins->host->metric_add(m, v);
+    }
+}
+
+static void redis_wake(struct redis_conn *cn)
+{
+    if (cn->wake != NULL) {
+        cn->wake(cn->wake_arg);
     }
 }
 
@@ -457,9 +508,34 @@ static redisReply *redis_command(redisContext *c, int argc, const char **argv)
     return redisCommandArgv(c, argc, argv, lens);
 }
 
+/* Redis' text after AUTH fails names no secret ("WRONGPASS invalid
+ * username-password pair", "ERR AUTH <password> called without any
+ * password configured"...) but quote only its first word plus a fixed
+ * explanation to be sure. */
+static void redis_auth_error(const char *reply, char *why, size_t whylen)
+{
+    char code[32];
+    snprintf(code, sizeof(code), "%.*s", (int)strcspn(reply, " "), reply);
+    snprintf(why, whylen,
+             "authentication failed (%s): check the password in the URL "
+             "or 'password'",
+             code);
+}
+
+static void redis_ping_error(const char *reply, char *why, size_t whylen)
+{
+    if (strncmp(reply, "NOAUTH", 6) == 0) {
+        snprintf(why, whylen,
+                 "the server requires a password: put it in the URL "
+                 "(redis://:password@host) or 'password' (NOAUTH)");
+    } else {
+        snprintf(why, whylen, "%s", reply);
+    }
+}
+
 /*
- * Connect, AUTH and SELECT. @return VELO_OK, VELO_AGAIN (the server cannot
- * be reached: retry later), or REDIS_FATAL (refused credentials or
+ * Connect, AUTH and SELECT, blocking. @return VELO_OK, VELO_AGAIN (the
+ * server cannot be reached), or REDIS_FATAL (refused credentials or
  * database: retrying cannot help). The reason goes to why.
  */
 static int redis_open(struct redis_conn *cn, char *why, size_t whylen)
@@ -489,17 +565,7 @@ static int redis_open(struct redis_conn *cn, char *why, size_t whylen)
             return VELO_AGAIN;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-            /* Redis' own text names no secret ("WRONGPASS invalid
-             * username-password pair", "ERR AUTH <password> called without
-             * any password configured"...) but quote only its first word
-             * plus a fixed explanation to be sure. */
-            char code[32];
-            snprintf(code, sizeof(code), "%.*s", (int)strcspn(r->str, " "),
-                     r->str);
-            snprintf(why, whylen,
-                     "authentication failed (%s): check the "
-                     "password in the URL or 'password'",
-                     code);
+            redis_auth_error(r->str, why, whylen);
             freeReplyObject(r);
             redisFree(c);
             return REDIS_FATAL;
@@ -513,14 +579,7 @@ static int redis_open(struct redis_conn *cn, char *why, size_t whylen)
         return VELO_AGAIN;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        int noauth = strncmp(r->str, "NOAUTH", 6) == 0;
-        snprintf(why, whylen, "%s%s",
-                 noauth ? "the server requires a "
-                          "password: put it in the URL "
-                          "(redis://:password@host) or "
-                          "'password' ("
-                        : "",
-                 noauth ? "NOAUTH)" : r->str);
+        redis_ping_error(r->str, why, whylen);
         freeReplyObject(r);
         redisFree(c);
         return REDIS_FATAL;
@@ -544,49 +603,50 @@ static int redis_open(struct redis_conn *cn, char *why, size_t whylen)
     return VELO_OK;
 }
 
-/* The connection failed: close it and retry after a backoff. */
-static void redis_drop(struct redis_conn *cn, const char *why)
+static void redis_close_blocking(struct redis_conn *cn)
 {
-    if (!cn->down) {
-        velo_plg_warn(cn->ins,
-                      "connection to %s lost: %s; reconnecting "
-                      "with backoff",
-                      cn->url.redacted, why);
-        redis_metric_add(cn, cn->m_errors, 1);
-    }
     if (cn->c != NULL) {
         redisFree(cn->c);
         cn->c = NULL;
     }
-    cn->down = 1;
-    cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
-    cn->next_try_ms = redis_now_ms() + cn->backoff_ms;
 }
 
+static void redis_connect(struct redis_conn *cn);
+
 /*
- * Have a connection, reconnecting when due. @return VELO_OK (connected;
- * *fresh = 1 when it was just reopened), VELO_AGAIN (not yet), VELO_ERR
- * (credentials refused: logged).
+ * The asynchronous connection is gone (hiredis frees the context after
+ * the callback that tells us, or we freed it): retry after a backoff,
+ * unless the server refused us for good. The owner learns through on_lost
+ * and the engine through wake (a sink_flush or lookup waiting for replies
+ * must see that they will not come).
  */
-static int redis_ensure(struct redis_conn *cn, int *fresh)
+static void redis_failed(struct redis_conn *cn, const char *why)
 {
-    *fresh = 0;
-    if (cn->c != NULL) {
-        return VELO_OK;
+    if (cn->ac != NULL) {
+        cn->ac->data = NULL; /* whatever it still reports is stale */
+        cn->ac = NULL;
     }
-    int64_t now = redis_now_ms();
-    if (now < cn->next_try_ms) {
-        return VELO_AGAIN;
-    }
-    char why[256];
-    int rc = redis_open(cn, why, sizeof(why));
-    if (rc == REDIS_FATAL) {
-        velo_plg_error(cn->ins, "%s: %s", cn->url.redacted, why);
-        return VELO_ERR;
-    }
-    if (rc != VELO_OK) {
+    cn->state = REDIS_DOWN;
+    snprintf(cn->why, sizeof(cn->why), "%s", why);
+    if (cn->fatal) {
+        /* Logged where it was found; every call of the owner fails now. */
+    } else if (!cn->down) {
+        if (cn->quiet) {
+            velo_plg_debug(cn->ins, "connection to %s lost: %s",
+                           cn->url.redacted, why);
+        } else {
+            velo_plg_warn(cn->ins,
+                          "connection to %s lost: %s; reconnecting "
+                          "with backoff",
+                          cn->url.redacted, why);
+            redis_metric_add(cn, cn->m_errors, 1);
+        }
+        cn->down = 1;
+        cn->attempts = 0;
+        cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    } else {
         cn->attempts++;
-        if (cn->attempts == 1 || cn->attempts % 10 == 0) {
+        if (!cn->quiet && (cn->attempts == 1 || cn->attempts % 10 == 0)) {
             velo_plg_warn(cn->ins,
                           "cannot reconnect to %s: %s (attempt %d; "
                           "retrying)",
@@ -596,21 +656,263 @@ static int redis_ensure(struct redis_conn *cn, int *fresh)
         if (cn->backoff_ms > REDIS_BACKOFF_MAX_MS) {
             cn->backoff_ms = REDIS_BACKOFF_MAX_MS;
         }
-        cn->next_try_ms = now + cn->backoff_ms;
-        return VELO_AGAIN;
     }
-    velo_plg_info(cn->ins, "reconnected to %s", cn->url.redacted);
-    redis_metric_add(cn, cn->m_reconnects, 1);
+    if (!cn->fatal) {
+        struct timeval tv = {(time_t)(cn->backoff_ms / 1000),
+                             (suseconds_t)((cn->backoff_ms % 1000) * 1000)};
+        evtimer_add(cn->retry, &tv);
+    }
+    if (cn->on_lost != NULL) {
+        cn->on_lost(cn);
+    }
+    redis_wake(cn);
+}
+
+/* Close the asynchronous connection ourselves (a timeout, a refusal):
+ * redisAsyncFree inside one of its callbacks waits for it to return. */
+static void redis_drop(struct redis_conn *cn, const char *why)
+{
+    char copy[256];
+    snprintf(copy, sizeof(copy), "%s", why); /* may be ac->errstr */
+    redisAsyncContext *ac = cn->ac;
+    if (ac != NULL) {
+        ac->data = NULL;
+        cn->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    redis_failed(cn, copy);
+}
+
+/* Refused for good (AUTH, SELECT): log it once, stop retrying. */
+static void redis_refused(struct redis_conn *cn, const char *why)
+{
+    if (!cn->fatal) {
+        velo_plg_error(cn->ins, "%s: %s", cn->url.redacted, why);
+        redis_metric_add(cn, cn->m_errors, 1);
+    }
+    cn->fatal = 1;
+    evtimer_del(cn->retry);
+    redis_drop(cn, why);
+}
+
+static void redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis_conn *cn = ac->data;
+    if (cn == NULL) {
+        return;
+    }
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        redis_failed(cn, ac->errstr[0] != '\0' ? ac->errstr : "cannot connect");
+        return;
+    }
+    /* Notice a peer that vanished without closing (a dead host). */
+    redisEnableKeepAlive(&cn->ac->c);
+}
+
+static void redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis_conn *cn = ac->data;
+    if (cn == NULL) {
+        return;
+    }
+    redis_failed(cn, status == REDIS_OK || ac->errstr[0] == '\0'
+                         ? "connection closed"
+                         : ac->errstr);
+}
+
+/* AUTH or SELECT refused: the handshake's error replies are final. */
+static void redis_on_handshake(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_conn *cn = ac->data;
+    redisReply *r = reply;
+    if (cn == NULL || r == NULL || r->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+    char why[256];
+    if (priv != NULL) {
+        redis_auth_error(r->str, why, sizeof(why));
+    } else {
+        snprintf(why, sizeof(why), "SELECT %" PRId64 ": %s", cn->db, r->str);
+    }
+    redis_refused(cn, why);
+}
+
+/* The PING after AUTH and SELECT: the connection is ready. */
+static void redis_on_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_conn *cn = ac->data;
+    redisReply *r = reply;
+    (void)priv;
+    if (cn == NULL || r == NULL || cn->fatal) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[256];
+        redis_ping_error(r->str, why, sizeof(why));
+        redis_refused(cn, why);
+        return;
+    }
+    evtimer_del(cn->retry); /* the connect timeout */
+    cn->state = REDIS_READY;
+    cn->reconnected = cn->down;
+    if (cn->down && !cn->quiet) {
+        velo_plg_info(cn->ins, "reconnected to %s", cn->url.redacted);
+        redis_metric_add(cn, cn->m_reconnects, 1);
+    }
     cn->down = 0;
     cn->attempts = 0;
-    *fresh = 1;
-    return VELO_OK;
+    cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    if (cn->on_ready != NULL) {
+        cn->on_ready(cn);
+    }
+    redis_wake(cn);
+}
+
+/* Start an attempt; the handshake is queued at once (hiredis sends it when
+ * the socket connects) and the retry timer bounds the whole attempt. */
+static void redis_connect(struct redis_conn *cn)
+{
+    redisAsyncContext *ac = redisAsyncConnect(cn->url.host, cn->url.port);
+    if (ac == NULL) {
+        redis_failed(cn, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", ac->errstr);
+        redisAsyncFree(ac);
+        redis_failed(cn, why);
+        return;
+    }
+    if (redisLibeventAttach(ac, cn->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        redis_failed(cn, "cannot attach to the event loop");
+        return;
+    }
+    ac->data = cn;
+    redisAsyncSetConnectCallback(ac, redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
+    cn->ac = ac;
+    cn->state = REDIS_CONNECTING;
+    if (cn->url.pass != NULL) {
+        const char *argv[3] = {"AUTH", cn->url.user, cn->url.pass};
+        size_t lens[3] = {4, cn->url.user ? strlen(cn->url.user) : 0,
+                          strlen(cn->url.pass)};
+        if (cn->url.user == NULL) {
+            argv[1] = cn->url.pass;
+            lens[1] = lens[2];
+        }
+        redisAsyncCommandArgv(ac, redis_on_handshake, (void *)"auth",
+                              cn->url.user != NULL ? 3 : 2, argv, lens);
+    }
+    if (cn->db != 0) {
+        char db[24];
+        snprintf(db, sizeof(db), "%" PRId64, cn->db);
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, strlen(db)};
+        redisAsyncCommandArgv(ac, redis_on_handshake, NULL, 2, argv, lens);
+    }
+    const char *ping = "PING";
+    size_t pl = 4;
+    redisAsyncCommandArgv(ac, redis_on_ping, NULL, 1, &ping, &pl);
+    evtimer_add(cn->retry, &cn->timeout);
+}
+
+static void redis_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_conn *cn = arg;
+    (void)fd;
+    (void)what;
+    if (cn->state == REDIS_DOWN && !cn->fatal) {
+        redis_connect(cn);
+    } else if (cn->state == REDIS_CONNECTING) {
+        redis_drop(cn, "no answer within connect.timeout");
+    }
+}
+
+static void redis_on_wait(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Down and waiting out a backoff: try now (a lookup must answer). */
+static void redis_kick(struct redis_conn *cn)
+{
+    if (cn->state == REDIS_DOWN && !cn->fatal) {
+        evtimer_del(cn->retry);
+        redis_connect(cn);
+    }
+}
+
+/* With a loop of our own nobody else runs it: do it at each call. */
+static void redis_pump(struct redis_conn *cn)
+{
+    if (cn->own_base) {
+        event_base_loop(cn->base, EVLOOP_NONBLOCK);
+    }
+}
+
+/*
+ * Run the loop until done(arg) or `ms` have passed, for the calls that
+ * must answer now (lookup_get, source_commit): the engine never calls a
+ * connector from inside a loop callback, so this does not nest. A timer
+ * of our own bounds each EVLOOP_ONCE. @return 1 when done.
+ */
+static int redis_wait(struct redis_conn *cn, int (*done)(void *arg), void *arg,
+                      int64_t ms)
+{
+    int64_t end = redis_now_ms() + ms;
+    while (!done(arg)) {
+        int64_t left = end - redis_now_ms();
+        if (left <= 0) {
+            return 0;
+        }
+        struct timeval tv = {(time_t)(left / 1000),
+                             (suseconds_t)((left % 1000) * 1000)};
+        evtimer_add(cn->wait_ev, &tv);
+        event_base_loop(cn->base, EVLOOP_ONCE);
+        evtimer_del(cn->wait_ev);
+    }
+    return 1;
+}
+
+static int redis_ready_done(void *arg)
+{
+    struct redis_conn *cn = arg;
+    return cn->state == REDIS_READY || cn->fatal;
+}
+
+static int redis_attempt_done(void *arg)
+{
+    struct redis_conn *cn = arg;
+    return cn->state != REDIS_CONNECTING;
+}
+
+/*
+ * Ready now, or after waiting at most connect.timeout: `retrying` through
+ * the backoff's attempts (a lookup, which has no answer to give without
+ * the server), else only for the attempt in progress or started now (an
+ * acknowledgement, which the next commit can make: an outage must not
+ * hold the engine every second). @return 1 when ready.
+ */
+static int redis_wait_ready(struct redis_conn *cn, int retrying)
+{
+    redis_pump(cn);
+    redis_kick(cn);
+    int64_t ms = (int64_t)cn->timeout.tv_sec * 1000 +
+                 (int64_t)cn->timeout.tv_usec / 1000;
+    redis_wait(cn, retrying ? redis_ready_done : redis_attempt_done, cn, ms);
+    return cn->state == REDIS_READY;
 }
 
 /*
  * The common part of create: the URL (the URI, else 'url'), the password
- * property, the timeout, the first connection (failing here is an error:
- * the user asked for a server that is not there). @return VELO_OK/ERR.
+ * property, the timeout, the first connection, blocking (failing here is
+ * an error: the user asked for a server that is not there). It stays open
+ * in cn->c for the caller's own checks. @return VELO_OK/ERR.
  */
 static int redis_conn_init(struct redis_conn *cn, struct velo_instance *ins,
                            const struct redis_conf *conf,
@@ -652,8 +954,9 @@ static int redis_conn_init(struct redis_conn *cn, struct velo_instance *ins,
     cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
     if (VELO_HOST_HAS(ins->host, metric_counter)) {
         char labels[256];
-        snprintf(labels, sizeof(labels), "connector=redis,%s=%s", role,
-                 ctx->name);
+        /* A label name has no space: "lookup table" is "lookup". */
+        snprintf(labels, sizeof(labels), "connector=redis,%.*s=%s",
+                 (int)strcspn(role, " "), role, ctx->name);
         cn->m_reconnects = ins->host->metric_counter(
             "velo_connector_reconnects_total", "reconnections", labels);
         cn->m_errors =
@@ -671,63 +974,467 @@ static int redis_conn_init(struct redis_conn *cn, struct velo_instance *ins,
     return VELO_OK;
 }
 
+/*
+ * Start the asynchronous connection on the worker's loop (or on a loop of
+ * our own when the engine gives none); it becomes READY once the loop has
+ * run. @return VELO_OK or VELO_ERR (logged).
+ */
+static int redis_async_start(struct redis_conn *cn,
+                             const struct velo_connector_ctx *ctx,
+                             void (*on_ready)(struct redis_conn *),
+                             void (*on_lost)(struct redis_conn *), void *owner)
+{
+    cn->base = ctx->base;
+    if (cn->base == NULL) {
+        cn->base = event_base_new();
+        cn->own_base = 1;
+    }
+    if (cn->base == NULL) {
+        velo_plg_error(cn->ins, "cannot create an event loop");
+        return VELO_ERR;
+    }
+    cn->retry = evtimer_new(cn->base, redis_on_timer, cn);
+    cn->wait_ev = evtimer_new(cn->base, redis_on_wait, cn);
+    if (cn->retry == NULL || cn->wait_ev == NULL) {
+        velo_plg_error(cn->ins, "out of memory");
+        return VELO_ERR;
+    }
+    cn->on_ready = on_ready;
+    cn->on_lost = on_lost;
+    cn->owner = owner;
+    cn->wake = ctx->wake;
+    cn->wake_arg = ctx->wake_arg;
+    redis_connect(cn);
+    return VELO_OK;
+}
+
+/* A second asynchronous connection to the same server as `from` (a stream
+ * source's acknowledgements). Quiet: `from` reports the outages. */
+static int redis_conn_twin(struct redis_conn *cn, const struct redis_conn *from)
+{
+    memset(cn, 0, sizeof(*cn));
+    cn->ins = from->ins;
+    cn->db = from->db;
+    cn->timeout = from->timeout;
+    cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    cn->quiet = 1;
+    cn->m_errors = from->m_errors;
+    cn->url.port = from->url.port;
+    memcpy(cn->url.redacted, from->url.redacted, sizeof(cn->url.redacted));
+    cn->url.host = strdup(from->url.host);
+    if (from->url.user != NULL) {
+        cn->url.user = strdup(from->url.user);
+    }
+    if (from->url.pass != NULL) {
+        cn->url.pass = strdup(from->url.pass);
+    }
+    if (cn->url.host == NULL ||
+        (from->url.user != NULL && cn->url.user == NULL) ||
+        (from->url.pass != NULL && cn->url.pass == NULL)) {
+        return VELO_ERR;
+    }
+    return VELO_OK;
+}
+
 static void redis_conn_fini(struct redis_conn *cn)
 {
-    if (cn->c != NULL) {
-        redisFree(cn->c);
-        cn->c = NULL;
+    redis_close_blocking(cn);
+    if (cn->ac != NULL) {
+        redisAsyncContext *ac = cn->ac;
+        ac->data = NULL;
+        cn->ac = NULL;
+        redisAsyncFree(ac); /* answers its callbacks with NULL: ignored */
     }
+    if (cn->retry != NULL) {
+        event_free(cn->retry);
+        cn->retry = NULL;
+    }
+    if (cn->wait_ev != NULL) {
+        event_free(cn->wait_ev);
+        cn->wait_ev = NULL;
+    }
+    if (cn->own_base && cn->base != NULL) {
+        event_base_free(cn->base);
+    }
+    cn->base = NULL;
     redis_url_free(&cn->url);
 }
 
 /* ---- Source ------------------------------------------------------------- */
 
+/*
+ * Entries and messages arrive in reply callbacks and are copied into one of
+ * two buffers (hiredis frees a reply when its callback returns): `fill`
+ * takes what arrives while the engine reads the other one, `hand`, whose
+ * views stay valid until the next source_read. Both are reused batch to
+ * batch (text in one growable block, entries in one growable array).
+ *
+ * A stream source sends XREADGROUP when source_read finds nothing
+ * buffered, and again whenever a reply brings nothing: first its own
+ * pending entries (from the last ID it received: at start what an earlier
+ * run was handed and did not acknowledge), then new ones (">", with BLOCK,
+ * so an idle stream costs one command per block.ms and an entry arrives
+ * as soon as it is added). XACK goes over a second connection, as a
+ * BLOCKed XREADGROUP holds the first one.
+ *
+ * A pub/sub source subscribes on its own connection; when `fill` holds
+ * REDIS_PUBSUB_BATCHES batches it stops reading the socket until the engine
+ * catches up (Redis buffers meanwhile, up to its client-output-buffer-limit
+ * for pub/sub clients).
+ */
+
+#define REDIS_PUBSUB_BATCHES 4
+
 struct redis_ack {
     char id[REDIS_ID_MAX];
 };
 
+struct redis_entry {
+    size_t id_off, id_len; /* entry ID (stream) or channel (pub/sub) */
+    size_t off, len;       /* payload; len SIZE_MAX: an entry deleted since
+                              delivery (acknowledged, no record) */
+};
+
+struct redis_fill {
+    struct redis_buf text;
+    struct redis_entry *e;
+    size_t n, cap;
+};
+
 struct redis_src {
-    struct redis_conn cn;
+    struct redis_conn cn;  /* XREADGROUP, or SUBSCRIBE */
+    struct redis_conn ctl; /* stream: XACK */
     char *key, *group, *consumer, *field, *start;
     int pubsub, pattern;
     size_t count;
+    int64_t block_ms;
     int reading_new;           /* 0: own pending entries first, 1: ">" */
-    char cursor[REDIS_ID_MAX]; /* last pending ID handed over */
-    redisReply *last;          /* payloads of the last batch point here */
-    redisReply **msgs;         /* pub/sub: the last batch's messages */
-    size_t nmsgs, cap_msgs;
-    struct redis_buf json; /* entries spread in fields, as JSON */
-    size_t *json_off;      /* per payload: offset in json, or SIZE_MAX */
-    size_t cap_off;
+    char cursor[REDIS_ID_MAX]; /* last pending ID received */
+    struct redis_fill buf[2];
+    int fill;        /* index of the buffer callbacks write into */
+    size_t hand_pos; /* next entry of buf[!fill] to hand over */
+    size_t batch;    /* the engine's batch capacity, once known */
+    int inflight;    /* an XREADGROUP awaits its reply */
+    int paused;      /* pub/sub: not reading the socket */
+    int failed;      /* an error reply that retrying cannot fix: logged */
     struct redis_ack *acks; /* handed over, not yet XACKed, in order */
     size_t nacks, cap_acks;
-    uint64_t acked; /* sequence number of acks[0] */
+    uint64_t acked;  /* sequence number of acks[0] */
+    size_t ack_wait; /* XACK replies outstanding in source_commit */
+    int ack_bad;
     struct velo_metric *m_in, *m_bytes;
 };
 
-static void redis_src_free_batch(struct redis_src *s)
+static int redis_fill_entry(struct redis_fill *f, struct redis_entry **e)
 {
-    if (s->last != NULL) {
-        freeReplyObject(s->last);
-        s->last = NULL;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        struct redis_entry *ne = realloc(f->e, cap * sizeof(*ne));
+        if (ne == NULL) {
+            return VELO_ERR;
+        }
+        f->e = ne;
+        f->cap = cap;
     }
-    for (size_t i = 0; i < s->nmsgs; i++) {
-        freeReplyObject(s->msgs[i]);
-    }
-    s->nmsgs = 0;
-    s->json.len = 0;
+    *e = &f->e[f->n];
+    return VELO_OK;
 }
 
-/* Create the consumer group unless it exists (BUSYGROUP). @return VELO_OK,
- * VELO_AGAIN (connection failed: dropped), VELO_ERR (logged). */
+/* An entry's field list as one payload in f->text: the one field `field`
+ * as is, several fields as a JSON object (so format json reads them). */
+static int redis_src_payload(struct redis_src *s, struct redis_fill *f,
+                             const redisReply *fields, struct redis_entry *e)
+{
+    if (fields->type != REDIS_REPLY_ARRAY || fields->elements < 2) {
+        e->off = 0;
+        e->len = SIZE_MAX;
+        return VELO_OK;
+    }
+    e->off = f->text.len;
+    if (fields->elements == 2 &&
+        fields->element[0]->type == REDIS_REPLY_STRING &&
+        fields->element[0]->len == strlen(s->field) &&
+        memcmp(fields->element[0]->str, s->field, fields->element[0]->len) ==
+            0) {
+        e->len = fields->element[1]->len;
+        return redis_buf_add(&f->text, fields->element[1]->str, e->len);
+    }
+    if (redis_buf_add(&f->text, "{", 1) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i];
+        const redisReply *v = fields->element[i + 1];
+        if ((i > 0 && redis_buf_add(&f->text, ",", 1) != VELO_OK) ||
+            redis_buf_json_str(&f->text, k->str, k->len) != VELO_OK ||
+            redis_buf_add(&f->text, ":", 1) != VELO_OK) {
+            return VELO_ERR;
+        }
+        int rc = redis_is_json_number(v->str, v->len)
+                     ? redis_buf_add(&f->text, v->str, v->len)
+                     : redis_buf_json_str(&f->text, v->str, v->len);
+        if (rc != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    if (redis_buf_add(&f->text, "}", 1) != VELO_OK) {
+        return VELO_ERR;
+    }
+    e->len = f->text.len - e->off;
+    return VELO_OK;
+}
+
+static void redis_src_request(struct redis_src *s);
+
+static void redis_src_fail(struct redis_src *s)
+{
+    s->failed = 1;
+    redis_metric_add(&s->cn, s->cn.m_errors, 1);
+    redis_wake(&s->cn);
+}
+
+/* XGROUP CREATE: BUSYGROUP (it exists) is fine. */
+static void redis_src_on_group(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_src *s = priv;
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL || r->type != REDIS_REPLY_ERROR ||
+        strncmp(r->str, "BUSYGROUP", 9) == 0) {
+        return;
+    }
+    velo_plg_error(s->cn.ins,
+                   "%s: cannot create consumer group '%s' on '%s': %s",
+                   s->cn.url.redacted, s->group, s->key, r->str);
+    redis_src_fail(s);
+}
+
+static void redis_src_send_group(struct redis_src *s)
+{
+    const char *argv[] = {"XGROUP", "CREATE", s->key,
+                          s->group, s->start, "MKSTREAM"};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisAsyncCommandArgv(s->cn.ac, redis_src_on_group, s, 6, argv, lens);
+}
+
+static void redis_src_on_read(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_src *s = priv;
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL) {
+        return; /* on_lost resets inflight */
+    }
+    s->inflight = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "NOGROUP", 7) == 0) {
+            /* The stream or group went away (deleted, or a server without
+             * persistence restarted): make it again and go on. */
+            velo_plg_warn(s->cn.ins,
+                          "%s: group '%s' on '%s' is gone; creating it "
+                          "again",
+                          s->cn.url.redacted, s->group, s->key);
+            s->reading_new = 0;
+            snprintf(s->cursor, sizeof(s->cursor), "0");
+            redis_src_send_group(s);
+            redis_src_request(s);
+            return;
+        }
+        velo_plg_error(s->cn.ins, "%s: XREADGROUP on '%s': %s",
+                       s->cn.url.redacted, s->key, r->str);
+        redis_src_fail(s);
+        return;
+    }
+    const redisReply *entries = NULL;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements == 2) {
+        entries = r->element[0]->element[1];
+    }
+    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY ||
+        entries->elements == 0) {
+        /* Pending entries all handed over (now new ones), or BLOCK ran
+         * out: ask again. */
+        s->reading_new = 1;
+        redis_src_request(s);
+        return;
+    }
+    struct redis_fill *f = &s->buf[s->fill];
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[0]->len >= REDIS_ID_MAX) {
+            continue;
+        }
+        struct redis_entry *ent;
+        if (redis_fill_entry(f, &ent) != VELO_OK) {
+            goto oom;
+        }
+        ent->id_off = f->text.len;
+        ent->id_len = e->element[0]->len;
+        if (redis_buf_add(&f->text, e->element[0]->str, ent->id_len) !=
+                VELO_OK ||
+            redis_buf_add(&f->text, "", 1) != VELO_OK ||
+            redis_src_payload(s, f, e->element[1], ent) != VELO_OK) {
+            goto oom;
+        }
+        f->n++;
+        /* The last ID received, in either phase: after a lost connection
+         * the pending list past it is what was delivered but never
+         * arrived. */
+        snprintf(s->cursor, sizeof(s->cursor), "%s", e->element[0]->str);
+    }
+    redis_wake(&s->cn);
+    return;
+oom:
+    velo_plg_error(s->cn.ins, "out of memory buffering stream entries");
+    redis_src_fail(s);
+}
+
+/* One XREADGROUP in flight while `fill` is empty and the connection up. */
+static void redis_src_request(struct redis_src *s)
+{
+    if (s->pubsub || s->inflight || s->failed || s->cn.state != REDIS_READY ||
+        s->buf[s->fill].n > 0) {
+        return;
+    }
+    size_t want = s->batch > 0 && s->batch < s->count ? s->batch : s->count;
+    char count[24], block[24];
+    snprintf(count, sizeof(count), "%zu", want);
+    snprintf(block, sizeof(block), "%" PRId64, s->block_ms);
+    const char *argv[11] = {"XREADGROUP", "GROUP", s->group,
+                            s->consumer,  "COUNT", count};
+    int argc = 6;
+    if (s->reading_new) {
+        /* Only ">" waits: an explicit ID answers from the pending list. */
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
+    argv[argc++] = "STREAMS";
+    argv[argc++] = s->key;
+    argv[argc++] = s->reading_new ? ">" : s->cursor;
+    size_t lens[11];
+    for (int i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    if (redisAsyncCommandArgv(s->cn.ac, redis_src_on_read, s, argc, argv,
+                              lens) == REDIS_OK) {
+        s->inflight = 1;
+    }
+}
+
+static void redis_src_on_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_src *s = priv;
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL) {
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        velo_plg_error(s->cn.ins, "%s: %s %s: %s", s->cn.url.redacted,
+                       s->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", s->key, r->str);
+        redis_src_fail(s);
+        return;
+    }
+    size_t base = s->pattern ? 1 : 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 + base ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, s->pattern ? "pmessage" : "message") != 0 ||
+        r->element[2 + base]->type != REDIS_REPLY_STRING) {
+        return; /* the subscribe confirmation and the like */
+    }
+    struct redis_fill *f = &s->buf[s->fill];
+    struct redis_entry *e;
+    const redisReply *ch = r->element[1 + base];
+    const redisReply *msg = r->element[2 + base];
+    if (redis_fill_entry(f, &e) != VELO_OK) {
+        goto oom;
+    }
+    e->id_off = f->text.len;
+    e->id_len = ch->type == REDIS_REPLY_STRING ? ch->len : 0;
+    if (redis_buf_add(&f->text, ch->str, e->id_len) != VELO_OK) {
+        goto oom;
+    }
+    e->off = f->text.len;
+    e->len = msg->len;
+    if (redis_buf_add(&f->text, msg->str, msg->len) != VELO_OK) {
+        goto oom;
+    }
+    f->n++;
+    size_t batch = s->batch > s->count ? s->batch : s->count;
+    if (!s->paused && f->n >= REDIS_PUBSUB_BATCHES * batch) {
+        s->paused = 1;
+        ac->ev.delRead(ac->ev.data);
+        velo_plg_debug(s->cn.ins,
+                       "%zu messages waiting: not reading '%s' until the "
+                       "query catches up",
+                       f->n, s->key);
+    }
+    if (f->n == 1) {
+        redis_wake(&s->cn);
+    }
+    return;
+oom:
+    velo_plg_error(s->cn.ins, "out of memory buffering messages");
+    redis_src_fail(s);
+}
+
+static void redis_src_ready(struct redis_conn *cn)
+{
+    struct redis_src *s = cn->owner;
+    s->paused = 0;
+    if (s->pubsub) {
+        const char *argv[2] = {s->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", s->key};
+        size_t lens[2] = {strlen(argv[0]), strlen(s->key)};
+        redisAsyncCommandArgv(cn->ac, redis_src_on_message, s, 2, argv, lens);
+        return;
+    }
+    /* The group may be gone after a restart of a server that keeps
+     * nothing; pipelined before the read, so it is there for it. */
+    redis_src_send_group(s);
+    redis_src_request(s);
+}
+
+static void redis_src_lost(struct redis_conn *cn)
+{
+    struct redis_src *s = cn->owner;
+    s->inflight = 0;
+    s->paused = 0;
+    /* An XREADGROUP in flight may have been served before the drop: its
+     * entries are pending to us past the cursor. Read those first. */
+    s->reading_new = 0;
+}
+
+static int redis_src_ack_push(struct redis_src *s, const char *id)
+{
+    if (s->nacks == s->cap_acks) {
+        size_t cap = s->cap_acks ? s->cap_acks * 2 : 256;
+        struct redis_ack *n = realloc(s->acks, cap * sizeof(*n));
+        if (n == NULL) {
+            return VELO_ERR;
+        }
+        s->acks = n;
+        s->cap_acks = cap;
+    }
+    snprintf(s->acks[s->nacks++].id, REDIS_ID_MAX, "%s", id);
+    return VELO_OK;
+}
+
+/* Create the consumer group unless it exists (BUSYGROUP), on the blocking
+ * connection of create. @return VELO_OK or VELO_ERR (logged). */
 static int redis_src_group(struct redis_src *s)
 {
     const char *argv[] = {"XGROUP", "CREATE", s->key,
                           s->group, s->start, "MKSTREAM"};
     redisReply *r = redis_command(s->cn.c, 6, argv);
     if (r == NULL) {
-        redis_drop(&s->cn, s->cn.c->errstr);
-        return VELO_AGAIN;
+        velo_plg_error(s->cn.ins,
+                       "%s: the connection failed while setting "
+                       "up: %s",
+                       s->cn.url.redacted, s->cn.c->errstr);
+        return VELO_ERR;
     }
     int rc = VELO_OK;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -746,39 +1453,6 @@ static int redis_src_group(struct redis_src *s)
     }
     freeReplyObject(r);
     return rc;
-}
-
-static int redis_src_subscribe(struct redis_src *s)
-{
-    const char *argv[] = {s->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", s->key};
-    redisReply *r = redis_command(s->cn.c, 2, argv);
-    if (r == NULL) {
-        redis_drop(&s->cn, s->cn.c->errstr);
-        return VELO_AGAIN;
-    }
-    int rc = VELO_OK;
-    if (r->type == REDIS_REPLY_ERROR) {
-        velo_plg_error(s->cn.ins, "%s: %s %s: %s", s->cn.url.redacted, argv[0],
-                       s->key, r->str);
-        rc = VELO_ERR;
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-static int redis_src_ack_push(struct redis_src *s, const char *id)
-{
-    if (s->nacks == s->cap_acks) {
-        size_t cap = s->cap_acks ? s->cap_acks * 2 : 256;
-        struct redis_ack *n = realloc(s->acks, cap * sizeof(*n));
-        if (n == NULL) {
-            return VELO_ERR;
-        }
-        s->acks = n;
-        s->cap_acks = cap;
-    }
-    snprintf(s->acks[s->nacks++].id, REDIS_ID_MAX, "%s", id);
-    return VELO_OK;
 }
 
 static void redis_source_destroy(struct velo_instance *ins);
@@ -802,6 +1476,13 @@ static int redis_source_open(struct velo_instance *ins, const void *config,
                        "source '%s': mode '%s' is not a source mode "
                        "(write stream or pubsub)",
                        ctx->name, conf->mode);
+        return VELO_ERR;
+    }
+    if (conf->block_ms < 0) {
+        velo_plg_error(ins,
+                       "source '%s': block.ms cannot be negative (0 waits "
+                       "without end)",
+                       ctx->name);
         return VELO_ERR;
     }
     if (redis_conn_init(&s->cn, ins, conf, ctx, "source") != VELO_OK) {
@@ -852,15 +1533,29 @@ static int redis_source_open(struct velo_instance *ins, const void *config,
         return VELO_ERR;
     }
     s->count = conf->count > 0 ? (size_t)conf->count : 64;
+    s->block_ms = conf->block_ms;
     snprintf(s->cursor, sizeof(s->cursor), "0");
     s->pattern = s->pubsub && strpbrk(s->key, "*?[") != NULL;
-    int rc = s->pubsub ? redis_src_subscribe(s) : redis_src_group(s);
-    if (rc != VELO_OK) {
-        if (rc == VELO_AGAIN) {
-            velo_plg_error(ins, "%s: the connection failed while setting up",
-                           s->cn.url.redacted);
-        }
+    if (!s->pubsub && redis_src_group(s) != VELO_OK) {
         return VELO_ERR;
+    }
+    redis_close_blocking(&s->cn);
+    if (redis_async_start(&s->cn, ctx, redis_src_ready, redis_src_lost, s) !=
+        VELO_OK) {
+        return VELO_ERR;
+    }
+    if (!s->pubsub) {
+        if (redis_conn_twin(&s->ctl, &s->cn) != VELO_OK) {
+            velo_plg_error(ins, "out of memory");
+            return VELO_ERR;
+        }
+        /* On the same loop; its wake is not needed (commit waits). */
+        struct velo_connector_ctx c2 = *ctx;
+        c2.base = s->cn.base;
+        c2.wake = NULL;
+        if (redis_async_start(&s->ctl, &c2, NULL, NULL, s) != VELO_OK) {
+            return VELO_ERR;
+        }
     }
     if (VELO_HOST_HAS(ins->host, metric_counter)) {
         char labels[256];
@@ -919,240 +1614,74 @@ static void redis_src_meta(const char *id, struct velo_record_meta *m)
     m->key.len = 0;
 }
 
-/* An entry's field list: one payload. @return VELO_OK or VELO_ERR. */
-static int redis_src_entry(struct redis_src *s, const redisReply *fields,
-                           struct velo_str *payload, size_t *json_off)
-{
-    if (fields->elements == 2 &&
-        fields->element[0]->type == REDIS_REPLY_STRING &&
-        fields->element[0]->len == strlen(s->field) &&
-        memcmp(fields->element[0]->str, s->field, fields->element[0]->len) ==
-            0) {
-        payload->ptr = fields->element[1]->str;
-        payload->len = fields->element[1]->len;
-        *json_off = SIZE_MAX;
-        return VELO_OK;
-    }
-    /* Several fields: one JSON object, so format json reads them. */
-    *json_off = s->json.len;
-    size_t start = s->json.len;
-    if (redis_buf_add(&s->json, "{", 1) != VELO_OK) {
-        return VELO_ERR;
-    }
-    for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-        const redisReply *k = fields->element[f];
-        const redisReply *v = fields->element[f + 1];
-        if (f > 0 && redis_buf_add(&s->json, ",", 1) != VELO_OK) {
-            return VELO_ERR;
-        }
-        if (redis_buf_json_str(&s->json, k->str, k->len) != VELO_OK ||
-            redis_buf_add(&s->json, ":", 1) != VELO_OK) {
-            return VELO_ERR;
-        }
-        int rc = redis_is_json_number(v->str, v->len)
-                     ? redis_buf_add(&s->json, v->str, v->len)
-                     : redis_buf_json_str(&s->json, v->str, v->len);
-        if (rc != VELO_OK) {
-            return VELO_ERR;
-        }
-    }
-    if (redis_buf_add(&s->json, "}", 1) != VELO_OK) {
-        return VELO_ERR;
-    }
-    payload->len = s->json.len - start;
-    payload->ptr = NULL; /* set once the buffer stops moving */
-    return VELO_OK;
-}
-
-static int redis_src_read_stream(struct redis_src *s,
-                                 struct velo_source_batch *out)
-{
-    size_t want = out->capacity < s->count ? out->capacity : s->count;
-    char count[24];
-    snprintf(count, sizeof(count), "%zu", want);
-    const char *argv[] = {
-        "XREADGROUP", "GROUP", s->group,
-        s->consumer,  "COUNT", count,
-        "STREAMS",    s->key,  s->reading_new ? ">" : s->cursor};
-    redisReply *r = redis_command(s->cn.c, 9, argv);
-    if (r == NULL) {
-        redis_drop(&s->cn, s->cn.c->errstr);
-        return VELO_AGAIN;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (strncmp(r->str, "NOGROUP", 7) == 0) {
-            /* The stream or group went away (deleted, or a server without
-             * persistence restarted): make it again and go on. */
-            velo_plg_warn(s->cn.ins,
-                          "%s: group '%s' on '%s' is gone; "
-                          "creating it again",
-                          s->cn.url.redacted, s->group, s->key);
-            freeReplyObject(r);
-            s->reading_new = 0;
-            snprintf(s->cursor, sizeof(s->cursor), "0");
-            int rc = redis_src_group(s);
-            return rc == VELO_ERR ? VELO_ERR : VELO_AGAIN;
-        }
-        velo_plg_error(s->cn.ins, "%s: XREADGROUP on '%s': %s",
-                       s->cn.url.redacted, s->key, r->str);
-        freeReplyObject(r);
-        return VELO_ERR;
-    }
-    s->last = r;
-    const redisReply *entries = NULL;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-        r->element[0]->type == REDIS_REPLY_ARRAY &&
-        r->element[0]->elements == 2) {
-        entries = r->element[0]->element[1];
-    }
-    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY ||
-        entries->elements == 0) {
-        if (!s->reading_new) {
-            /* Our pending entries are all handed over: now new ones. */
-            freeReplyObject(r);
-            s->last = NULL;
-            s->reading_new = 1;
-            return redis_src_read_stream(s, out);
-        }
-        return VELO_AGAIN;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < entries->elements; i++) {
-        const redisReply *e = entries->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-        const char *id = e->element[0]->str;
-        if (!s->reading_new) {
-            snprintf(s->cursor, sizeof(s->cursor), "%s", id);
-        }
-        if (redis_src_ack_push(s, id) != VELO_OK) {
-            return VELO_ERR;
-        }
-        const redisReply *fields = e->element[1];
-        if (fields->type != REDIS_REPLY_ARRAY || fields->elements < 2) {
-            continue; /* deleted since delivery: acknowledged, no record */
-        }
-        if (redis_src_entry(s, fields, &out->payload[n], &s->json_off[n]) !=
-            VELO_OK) {
-            return VELO_ERR;
-        }
-        if (out->meta != NULL) {
-            redis_src_meta(id, &out->meta[n]);
-        }
-        n++;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (s->json_off[i] != SIZE_MAX) {
-            out->payload[i].ptr = s->json.data + s->json_off[i];
-        }
-    }
-    out->count = n;
-    return VELO_OK;
-}
-
-static int redis_src_read_pubsub(struct redis_src *s,
-                                 struct velo_source_batch *out)
-{
-    if (s->cap_msgs < out->capacity) {
-        redisReply **m = realloc(s->msgs, out->capacity * sizeof(*m));
-        if (m == NULL) {
-            return VELO_ERR;
-        }
-        s->msgs = m;
-        s->cap_msgs = out->capacity;
-    }
-    int polled = 0;
-    while (s->nmsgs < out->capacity) {
-        void *reply = NULL;
-        if (redisGetReplyFromReader(s->cn.c, &reply) != REDIS_OK) {
-            redis_drop(&s->cn, s->cn.c->errstr);
-            return VELO_AGAIN;
-        }
-        if (reply == NULL) {
-            if (polled) {
-                break;
-            }
-            /* Read only what is already there: never wait. */
-            struct pollfd pfd = {.fd = s->cn.c->fd, .events = POLLIN};
-            if (poll(&pfd, 1, 0) <= 0) {
-                break;
-            }
-            polled = 1;
-            if (redisBufferRead(s->cn.c) != REDIS_OK) {
-                redis_drop(&s->cn, s->cn.c->errstr[0] != '\0'
-                                       ? s->cn.c->errstr
-                                       : "connection closed");
-                return VELO_AGAIN;
-            }
-            continue;
-        }
-        redisReply *r = reply;
-        size_t base = s->pattern ? 1 : 0;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 + base &&
-            r->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(r->element[0]->str, s->pattern ? "pmessage" : "message") ==
-                0) {
-            size_t n = s->nmsgs;
-            s->msgs[s->nmsgs++] = r;
-            out->payload[n].ptr = r->element[2 + base]->str;
-            out->payload[n].len = r->element[2 + base]->len;
-            if (out->meta != NULL) {
-                out->meta[n].timestamp_us = INT64_MIN;
-                out->meta[n].partition = -1;
-                out->meta[n].offset = -1;
-                out->meta[n].key.ptr = r->element[1 + base]->str;
-                out->meta[n].key.len = r->element[1 + base]->len;
-            }
-        } else {
-            freeReplyObject(r); /* subscribe confirmations and the like */
-        }
-    }
-    out->count = s->nmsgs;
-    return s->nmsgs > 0 ? VELO_OK : VELO_AGAIN;
-}
-
 static int redis_source_read(struct velo_instance *ins,
                              struct velo_source_batch *out)
 {
     struct redis_src *s = ins->context;
-    redis_src_free_batch(s);
     out->count = 0;
-    int fresh = 0;
-    int rc = redis_ensure(&s->cn, &fresh);
-    if (rc != VELO_OK) {
-        return rc;
+    redis_pump(&s->cn);
+    if (s->failed || s->cn.fatal) {
+        return VELO_ERR;
     }
-    if (fresh) {
-        rc = s->pubsub ? redis_src_subscribe(s) : redis_src_group(s);
-        if (rc != VELO_OK) {
-            return rc;
+    s->batch = out->capacity;
+    struct redis_fill *h = &s->buf[!s->fill];
+    if (s->hand_pos >= h->n && s->buf[s->fill].n > 0) {
+        /* What the engine held is done with: it becomes the next fill. */
+        h->n = 0;
+        h->text.len = 0;
+        s->hand_pos = 0;
+        s->fill = !s->fill;
+        h = &s->buf[!s->fill];
+    }
+    size_t n = 0, took = 0, bytes = 0;
+    while (s->hand_pos < h->n && n < out->capacity) {
+        const struct redis_entry *e = &h->e[s->hand_pos++];
+        const char *id = h->text.data + e->id_off;
+        took++;
+        if (!s->pubsub && redis_src_ack_push(s, id) != VELO_OK) {
+            velo_plg_error(ins, "out of memory");
+            return VELO_ERR;
         }
-    }
-    if (s->pubsub) {
-        rc = redis_src_read_pubsub(s, out);
-    } else {
-        if (s->cap_off < out->capacity) {
-            size_t *o =
-                realloc(s->json_off, out->capacity * sizeof(*s->json_off));
-            if (o == NULL) {
-                return VELO_ERR;
+        if (e->len == SIZE_MAX) {
+            continue; /* deleted since delivery: acknowledged, no record */
+        }
+        out->payload[n].ptr = h->text.data + e->off;
+        out->payload[n].len = e->len;
+        if (out->meta != NULL) {
+            if (s->pubsub) {
+                out->meta[n].timestamp_us = INT64_MIN;
+                out->meta[n].partition = -1;
+                out->meta[n].offset = -1;
+                out->meta[n].key.ptr = id;
+                out->meta[n].key.len = e->id_len;
+            } else {
+                redis_src_meta(id, &out->meta[n]);
             }
-            s->json_off = o;
-            s->cap_off = out->capacity;
         }
-        rc = redis_src_read_stream(s, out);
+        bytes += e->len;
+        n++;
     }
-    if (rc == VELO_OK && out->count > 0) {
-        size_t bytes = 0;
-        for (size_t i = 0; i < out->count; i++) {
-            bytes += out->payload[i].len;
-        }
-        redis_metric_add(&s->cn, s->m_in, (double)out->count);
+    out->count = n;
+    if (s->pubsub && s->paused && s->buf[s->fill].n == 0 && s->cn.ac != NULL) {
+        /* Caught up: read the socket again, and what hiredis already has. */
+        s->paused = 0;
+        s->cn.ac->ev.addRead(s->cn.ac->ev.data);
+        redisAsyncHandleRead(s->cn.ac);
+    }
+    if (took == 0) {
+        /* Nothing buffered: ask now (the reply wakes the engine). Asking
+         * only when the engine does keeps what Redis delivered to this
+         * consumer and what the engine was handed the same, so a stop
+         * leaves no entry read ahead pending to a consumer name that may
+         * never come back. */
+        redis_src_request(s);
+        return VELO_AGAIN;
+    }
+    if (n > 0) {
+        redis_metric_add(&s->cn, s->m_in, (double)n);
         redis_metric_add(&s->cn, s->m_bytes, (double)bytes);
     }
-    return rc;
+    return VELO_OK; /* count 0 when all were deleted entries */
 }
 
 /* The position is the number of entries handed over so far (8 bytes, little
@@ -1171,6 +1700,36 @@ static int redis_source_position(struct velo_instance *ins, uint8_t *buf,
     return 8;
 }
 
+static void redis_src_on_ack(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_src *s = priv;
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL) {
+        return; /* lost: commit sees the connection down */
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        velo_plg_warn(s->cn.ins, "%s: XACK on '%s': %s", s->cn.url.redacted,
+                      s->key, r->str);
+        redis_metric_add(&s->cn, s->cn.m_errors, 1);
+        s->ack_bad = 1;
+    }
+    if (s->ack_wait > 0) {
+        s->ack_wait--;
+    }
+}
+
+static int redis_src_acks_done(void *arg)
+{
+    struct redis_src *s = arg;
+    return s->ack_wait == 0 || s->ctl.state != REDIS_READY;
+}
+
+/*
+ * XACK what the position covers, over the second connection, and wait for
+ * the replies on the loop (commit happens about once a second, and after
+ * it the engine may stop: the acknowledgement must be in by then). What
+ * fails stays queued for the next commit; acknowledging twice is harmless.
+ */
 static int redis_source_commit(struct velo_instance *ins, const uint8_t *pos,
                                size_t len)
 {
@@ -1189,8 +1748,7 @@ static int redis_source_commit(struct velo_instance *ins, const uint8_t *pos,
         return VELO_OK;
     }
     size_t k = v - s->acked < s->nacks ? (size_t)(v - s->acked) : s->nacks;
-    int fresh;
-    if (redis_ensure(&s->cn, &fresh) != VELO_OK) {
+    if (!redis_wait_ready(&s->ctl, 0)) {
         return VELO_ERR; /* kept: the next commit acknowledges them */
     }
     const char *argv[3 + REDIS_ACK_CHUNK];
@@ -1201,33 +1759,37 @@ static int redis_source_commit(struct velo_instance *ins, const uint8_t *pos,
     for (int i = 0; i < 3; i++) {
         lens[i] = strlen(argv[i]);
     }
-    size_t done = 0;
-    while (done < k) {
+    s->ack_wait = 0;
+    s->ack_bad = 0;
+    for (size_t done = 0; done < k;) {
         size_t m = k - done < REDIS_ACK_CHUNK ? k - done : REDIS_ACK_CHUNK;
         for (size_t i = 0; i < m; i++) {
             argv[3 + i] = s->acks[done + i].id;
             lens[3 + i] = strlen(argv[3 + i]);
         }
-        redisReply *r = redisCommandArgv(s->cn.c, (int)(3 + m), argv, lens);
-        if (r == NULL) {
-            redis_drop(&s->cn, s->cn.c->errstr);
-            break;
+        if (redisAsyncCommandArgv(s->ctl.ac, redis_src_on_ack, s, (int)(3 + m),
+                                  argv, lens) != REDIS_OK) {
+            return VELO_ERR;
         }
-        int bad = r->type == REDIS_REPLY_ERROR;
-        if (bad) {
-            velo_plg_warn(ins, "%s: XACK on '%s': %s", s->cn.url.redacted,
-                          s->key, r->str);
-        }
-        freeReplyObject(r);
-        if (bad) {
-            break;
-        }
+        s->ack_wait++;
         done += m;
     }
-    memmove(s->acks, s->acks + done, (s->nacks - done) * sizeof(*s->acks));
-    s->nacks -= done;
-    s->acked += done;
-    return done == k ? VELO_OK : VELO_ERR;
+    int64_t ms = (int64_t)s->ctl.timeout.tv_sec * 1000 +
+                 (int64_t)s->ctl.timeout.tv_usec / 1000;
+    if (!redis_wait(&s->ctl, redis_src_acks_done, s, ms)) {
+        /* A late reply would be counted against the next commit. */
+        redis_drop(&s->ctl, "no XACK reply within connect.timeout");
+        s->ack_wait = 0;
+        return VELO_ERR;
+    }
+    if (s->ack_wait > 0 || s->ack_bad) {
+        s->ack_wait = 0;
+        return VELO_ERR;
+    }
+    memmove(s->acks, s->acks + k, (s->nacks - k) * sizeof(*s->acks));
+    s->nacks -= k;
+    s->acked += k;
+    return VELO_OK;
 }
 
 static void redis_source_destroy(struct velo_instance *ins)
@@ -1236,11 +1798,13 @@ static void redis_source_destroy(struct velo_instance *ins)
     if (s == NULL) {
         return;
     }
-    redis_src_free_batch(s);
+    /* The twin runs on s->cn's loop: close it first. */
+    redis_conn_fini(&s->ctl);
     redis_conn_fini(&s->cn);
-    free(s->msgs);
-    free(s->json.data);
-    free(s->json_off);
+    for (int i = 0; i < 2; i++) {
+        free(s->buf[i].text.data);
+        free(s->buf[i].e);
+    }
     free(s->acks);
     free(s->key);
     free(s->group);
@@ -1260,9 +1824,10 @@ enum redis_sink_mode {
     REDIS_SINK_PUBSUB
 };
 
+/* A command of the log: its protocol text is log.data[off, off + len). */
 struct redis_cmd {
-    char *text; /* the command in protocol form, for a resend */
-    int len;
+    size_t off, len;
+    size_t bytes; /* for the metric: the row's size */
 };
 
 struct redis_sink {
@@ -1274,18 +1839,23 @@ struct redis_sink {
     char *field; /* stream: the one field holding the row, or NULL */
     int64_t maxlen, ttl_ms;
     size_t pipeline;
-    struct redis_cmd *q; /* sent, reply not read yet (oldest first) */
-    size_t qhead, qlen, qcap;
+    /* Every command not yet confirmed, oldest first, as protocol text: sent
+     * on the current connection up to `sent`, replied to up to
+     * `confirmed`; after a reconnect from `confirmed` on again. */
+    struct redis_buf log;
+    struct redis_cmd *cmds;
+    size_t ncmds, cap_cmds, sent, confirmed;
     int failed;
     /* per-row argument building */
     struct redis_buf arena;
     struct redis_buf keybuf;
     size_t *off, *len;
-    const char **argv;
-    size_t *argl;
     size_t nargs, cap_args;
     struct velo_metric *m_out, *m_bytes;
 };
+
+static void redis_sink_ready(struct redis_conn *cn);
+static void redis_sink_lost(struct redis_conn *cn);
 
 static const char *const redis_sink_modes[] = {"stream", "hash", "string",
                                                "pubsub", NULL};
@@ -1370,6 +1940,11 @@ static int redis_sink_open(struct velo_instance *ins, const void *config,
         k->m_bytes = ins->host->metric_counter("velo_connector_bytes_out_total",
                                                "payload bytes written", labels);
     }
+    redis_close_blocking(&k->cn);
+    if (redis_async_start(&k->cn, ctx, redis_sink_ready, redis_sink_lost, k) !=
+        VELO_OK) {
+        return VELO_ERR;
+    }
     velo_plg_info(ins, "writing %s mode to %s", conf->mode, k->cn.url.redacted);
     return VELO_OK;
 }
@@ -1399,15 +1974,7 @@ static int redis_arg(struct redis_sink *k, const char *s, size_t n)
         if (l != NULL) {
             k->len = l;
         }
-        const char **a = realloc(k->argv, cap * sizeof(*a));
-        if (a != NULL) {
-            k->argv = a;
-        }
-        size_t *al = realloc(k->argl, cap * sizeof(*al));
-        if (al != NULL) {
-            k->argl = al;
-        }
-        if (o == NULL || l == NULL || a == NULL || al == NULL) {
+        if (o == NULL || l == NULL) {
             return VELO_ERR;
         }
         k->cap_args = cap;
@@ -1497,28 +2064,44 @@ static int redis_arg_key(struct redis_sink *k, json_t *obj, char *why,
     return redis_arg(k, k->keybuf.data, k->keybuf.len);
 }
 
-static int redis_sink_queue(struct redis_sink *k, char *text, int len)
+/* The arguments built for a row as one command in protocol form at the
+ * end of the log (formatted here, into the reused log buffer, rather than
+ * by hiredis, which would allocate per command). */
+static int redis_sink_log(struct redis_sink *k, size_t bytes)
 {
-    if (k->qhead > 0 && k->qhead + k->qlen == k->qcap) {
-        memmove(k->q, k->q + k->qhead, k->qlen * sizeof(*k->q));
-        k->qhead = 0;
-    }
-    if (k->qhead + k->qlen == k->qcap) {
-        size_t cap = k->qcap ? k->qcap * 2 : 256;
-        struct redis_cmd *n = realloc(k->q, cap * sizeof(*n));
+    if (k->ncmds == k->cap_cmds) {
+        size_t cap = k->cap_cmds ? k->cap_cmds * 2 : 256;
+        struct redis_cmd *n = realloc(k->cmds, cap * sizeof(*n));
         if (n == NULL) {
             return VELO_ERR;
         }
-        k->q = n;
-        k->qcap = cap;
+        k->cmds = n;
+        k->cap_cmds = cap;
     }
-    k->q[k->qhead + k->qlen].text = text;
-    k->q[k->qhead + k->qlen].len = len;
-    k->qlen++;
+    size_t start = k->log.len;
+    char head[32];
+    int hl = snprintf(head, sizeof(head), "*%zu\r\n", k->nargs);
+    if (redis_buf_add(&k->log, head, (size_t)hl) != VELO_OK) {
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < k->nargs; i++) {
+        hl = snprintf(head, sizeof(head), "$%zu\r\n", k->len[i]);
+        if (redis_buf_add(&k->log, head, (size_t)hl) != VELO_OK ||
+            redis_buf_add(&k->log, k->arena.data + k->off[i], k->len[i]) !=
+                VELO_OK ||
+            redis_buf_add(&k->log, "\r\n", 2) != VELO_OK) {
+            k->log.len = start;
+            return VELO_ERR;
+        }
+    }
+    k->cmds[k->ncmds].off = start;
+    k->cmds[k->ncmds].len = k->log.len - start;
+    k->cmds[k->ncmds].bytes = bytes;
+    k->ncmds++;
     return VELO_OK;
 }
 
-/* One row into one command, queued and appended to the output buffer.
+/* One row into one command at the end of the log.
  * @return VELO_OK or VELO_ERR (logged). */
 static int redis_sink_row(struct redis_sink *k, const struct velo_str *rec,
                           const struct velo_record_meta *meta)
@@ -1611,33 +2194,28 @@ static int redis_sink_row(struct redis_sink *k, const struct velo_str *rec,
                        why[0] != '\0' ? why : "out of memory");
         return VELO_ERR;
     }
-    for (size_t i = 0; i < k->nargs; i++) {
-        k->argv[i] = k->arena.data + k->off[i];
-        k->argl[i] = k->len[i];
-    }
-    char *text = NULL;
-    int len = redisFormatCommandArgv(&text, (int)k->nargs, k->argv, k->argl);
-    if (len < 0 || redis_sink_queue(k, text, len) != VELO_OK) {
-        free(text);
+    if (redis_sink_log(k, rec->len) != VELO_OK) {
+        velo_plg_error(k->cn.ins, "%s: out of memory", k->cn.url.redacted);
         return VELO_ERR;
-    }
-    if (k->cn.c != NULL &&
-        redisAppendFormattedCommand(k->cn.c, text, (size_t)len) != REDIS_OK) {
-        redis_drop(&k->cn, k->cn.c->errstr);
     }
     return VELO_OK;
 }
 
-/* The reply to the oldest queued command. @return VELO_OK or VELO_ERR (an
- * error reply: logged with the command, key and Redis' reason). */
-static int redis_sink_take(struct redis_sink *k, redisReply *r)
+/* The reply to the oldest command not yet confirmed. An error reply is
+ * final (a wrong type, a full memory): logged with the command, key and
+ * Redis' reason; the next sink call fails. */
+static void redis_sink_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct redis_cmd *cmd = &k->q[k->qhead];
-    int bad = r->type == REDIS_REPLY_ERROR;
-    if (bad) {
+    struct redis_sink *k = priv;
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL || k->confirmed >= k->sent) {
+        return; /* lost: on_ready sends the unconfirmed again */
+    }
+    const struct redis_cmd *cmd = &k->cmds[k->confirmed++];
+    if (r->type == REDIS_REPLY_ERROR) {
         /* Name the command and key from the protocol text: the third and
          * fifth lines of "*n\r\n$len\r\nCMD\r\n$len\r\nKEY". */
-        const char *t = cmd->text;
+        const char *t = k->log.data + cmd->off;
         const char *lines[5] = {0};
         int nl = 0;
         for (const char *p = t; p < t + cmd->len && nl < 5; p++) {
@@ -1647,117 +2225,82 @@ static int redis_sink_take(struct redis_sink *k, redisReply *r)
         }
         int cl = lines[2] ? (int)strcspn(lines[2], "\r") : 0;
         int kl = lines[4] ? (int)strcspn(lines[4], "\r") : 0;
-        velo_plg_error(k->cn.ins, "%s: %.*s %.*s failed: %s",
-                       k->cn.url.redacted, cl, lines[2] ? lines[2] : "",
-                       kl > 200 ? 200 : kl, lines[4] ? lines[4] : "", r->str);
+        if (!k->failed) {
+            velo_plg_error(k->cn.ins, "%s: %.*s %.*s failed: %s",
+                           k->cn.url.redacted, cl, lines[2] ? lines[2] : "",
+                           kl > 200 ? 200 : kl, lines[4] ? lines[4] : "",
+                           r->str);
+        }
         redis_metric_add(&k->cn, k->cn.m_errors, 1);
         k->failed = 1;
-    } else {
-        redis_metric_add(&k->cn, k->m_out, 1);
-        redis_metric_add(&k->cn, k->m_bytes, (double)cmd->len);
+        redis_wake(&k->cn);
+        return;
     }
-    freeReplyObject(r);
-    free(cmd->text);
-    k->qhead++;
-    k->qlen--;
-    if (k->qlen == 0) {
-        k->qhead = 0;
+    redis_metric_add(&k->cn, k->m_out, 1);
+    redis_metric_add(&k->cn, k->m_bytes, (double)cmd->bytes);
+    /* Wake a sink_flush waiting for the last reply, or a sink_write that
+     * was pushed back, once below the bound. */
+    if (k->confirmed == k->sent || k->ncmds - k->confirmed == k->pipeline - 1) {
+        redis_wake(&k->cn);
     }
-    return bad ? VELO_ERR : VELO_OK;
 }
 
-/*
- * Read the replies of everything queued, waiting for them. @return VELO_OK
- * (all confirmed), VELO_AGAIN (the connection dropped: the queue is resent
- * on reconnect), VELO_ERR (an error reply).
- */
-static int redis_sink_replies(struct redis_sink *k)
+static int redis_sink_send(struct redis_sink *k, size_t i)
 {
-    while (k->qlen > 0) {
-        if (k->cn.c == NULL) {
-            return VELO_AGAIN;
-        }
-        void *reply = NULL;
-        if (redisGetReply(k->cn.c, &reply) != REDIS_OK || reply == NULL) {
-            redis_drop(&k->cn, k->cn.c->errstr);
-            return VELO_AGAIN;
-        }
-        if (redis_sink_take(k, reply) != VELO_OK) {
-            return VELO_ERR;
-        }
+    const struct redis_cmd *cmd = &k->cmds[i];
+    if (redisAsyncFormattedCommand(k->cn.ac, redis_sink_on_reply, k,
+                                   k->log.data + cmd->off,
+                                   cmd->len) != REDIS_OK) {
+        return VELO_ERR;
     }
+    k->sent = i + 1;
     return VELO_OK;
 }
 
-/*
- * Send what is buffered and take the replies that have already come,
- * without waiting: rows reach Redis as they are written and few stay
- * unconfirmed (those are what a reconnect sends again). @return as above.
- */
-static int redis_sink_pump(struct redis_sink *k)
+/* Connected (again): everything unconfirmed goes out, in order. At least
+ * once: what was in flight when the connection dropped may have been
+ * applied. */
+static void redis_sink_ready(struct redis_conn *cn)
 {
-    if (k->cn.c == NULL) {
-        return VELO_AGAIN;
+    struct redis_sink *k = cn->owner;
+    k->sent = k->confirmed;
+    if (cn->reconnected && k->ncmds > k->confirmed) {
+        velo_plg_warn(cn->ins, "resending %zu unconfirmed commands to %s",
+                      k->ncmds - k->confirmed, cn->url.redacted);
     }
-    int done = 0;
-    while (!done) {
-        if (redisBufferWrite(k->cn.c, &done) != REDIS_OK) {
-            redis_drop(&k->cn, k->cn.c->errstr);
-            return VELO_AGAIN;
-        }
-    }
-    for (;;) {
-        void *reply = NULL;
-        if (redisGetReplyFromReader(k->cn.c, &reply) != REDIS_OK) {
-            redis_drop(&k->cn, k->cn.c->errstr);
-            return VELO_AGAIN;
-        }
-        if (reply != NULL) {
-            if (k->qlen == 0) {
-                freeReplyObject(reply); /* cannot happen: one per command */
-                continue;
-            }
-            if (redis_sink_take(k, reply) != VELO_OK) {
-                return VELO_ERR;
-            }
-            continue;
-        }
-        struct pollfd pfd = {.fd = k->cn.c->fd, .events = POLLIN};
-        if (k->qlen == 0 || poll(&pfd, 1, 0) <= 0) {
-            return VELO_OK;
-        }
-        if (redisBufferRead(k->cn.c) != REDIS_OK) {
-            redis_drop(&k->cn, k->cn.c->errstr[0] != '\0'
-                                   ? k->cn.c->errstr
-                                   : "connection closed");
-            return VELO_AGAIN;
+    for (size_t i = k->confirmed; i < k->ncmds; i++) {
+        if (redis_sink_send(k, i) != VELO_OK) {
+            return; /* the connection is failing: on_ready comes again */
         }
     }
 }
 
-/* Connected, with everything unconfirmed sent again after a reconnect.
- * @return VELO_OK, VELO_AGAIN or VELO_ERR. */
-static int redis_sink_ready(struct redis_sink *k)
+static void redis_sink_lost(struct redis_conn *cn)
 {
-    int fresh = 0;
-    int rc = redis_ensure(&k->cn, &fresh);
-    if (rc != VELO_OK || !fresh) {
-        return rc;
+    struct redis_sink *k = cn->owner;
+    k->sent = k->confirmed; /* nothing is in flight on a dead connection */
+}
+
+/* Confirmed commands need not be kept: drop them from the front of the
+ * log once they are half of it (all of it: start over), so that a sink
+ * that never catches up completely still reuses one buffer. */
+static void redis_sink_compact(struct redis_sink *k)
+{
+    size_t c = k->confirmed;
+    if (c == 0 || c * 2 < k->ncmds) {
+        return;
     }
-    if (k->qlen > 0) {
-        /* At least once: these may have been applied before the drop. */
-        velo_plg_warn(k->cn.ins, "resending %zu unconfirmed commands to %s",
-                      k->qlen, k->cn.url.redacted);
+    size_t base = c < k->ncmds ? k->cmds[c].off : k->log.len;
+    memmove(k->log.data, k->log.data + base, k->log.len - base);
+    k->log.len -= base;
+    for (size_t i = c; i < k->ncmds; i++) {
+        k->cmds[i - c].off = k->cmds[i].off - base;
+        k->cmds[i - c].len = k->cmds[i].len;
+        k->cmds[i - c].bytes = k->cmds[i].bytes;
     }
-    for (size_t i = 0; i < k->qlen; i++) {
-        struct redis_cmd *cmd = &k->q[k->qhead + i];
-        if (redisAppendFormattedCommand(k->cn.c, cmd->text, (size_t)cmd->len) !=
-            REDIS_OK) {
-            redis_drop(&k->cn, k->cn.c->errstr);
-            return VELO_AGAIN;
-        }
-    }
-    return VELO_OK;
+    k->ncmds -= c;
+    k->sent -= c < k->sent ? c : k->sent;
+    k->confirmed = 0;
 }
 
 static int redis_sink_write(struct velo_instance *ins,
@@ -1765,13 +2308,15 @@ static int redis_sink_write(struct velo_instance *ins,
                             const struct velo_record_meta *meta, size_t n)
 {
     struct redis_sink *k = ins->context;
-    if (k->failed) {
+    redis_pump(&k->cn);
+    if (k->failed || k->cn.fatal) {
         return VELO_ERR;
     }
-    int rc = redis_sink_ready(k);
-    if (rc != VELO_OK) {
-        return rc;
+    redis_sink_compact(k);
+    if (k->ncmds - k->confirmed >= k->pipeline) {
+        return VELO_AGAIN; /* a reply below the bound wakes the engine */
     }
+    size_t first = k->ncmds;
     for (size_t i = 0; i < n; i++) {
         const struct velo_record_meta *m = meta != NULL ? &meta[i] : NULL;
         /* A byte-stream engine (without RECORD_SINK) sends many rows per
@@ -1795,25 +2340,28 @@ static int redis_sink_write(struct velo_instance *ins,
             p = nl != NULL ? nl + 1 : end;
         }
     }
-    /* VELO_AGAIN from either: the rows are queued; they go out again on
-     * reconnect. */
-    rc = k->qlen >= k->pipeline ? redis_sink_replies(k) : redis_sink_pump(k);
-    return rc == VELO_ERR ? VELO_ERR : VELO_OK;
+    /* Not connected: the rows wait in the log for on_ready. */
+    if (k->cn.state == REDIS_READY) {
+        for (size_t i = first; i < k->ncmds; i++) {
+            if (redis_sink_send(k, i) != VELO_OK) {
+                break;
+            }
+        }
+    }
+    return VELO_OK;
 }
 
+/* Durable once every reply of what was written is in: until then
+ * VELO_AGAIN (the last reply, or a reconnect, wakes the engine). */
 static int redis_sink_flush(struct velo_instance *ins)
 {
     struct redis_sink *k = ins->context;
-    if (k->failed) {
+    redis_pump(&k->cn);
+    if (k->failed || k->cn.fatal) {
         return VELO_ERR;
     }
-    int rc = redis_sink_ready(k);
-    if (rc != VELO_OK) {
-        return rc;
-    }
-    /* VELO_AGAIN when the connection dropped while waiting: the engine
-     * calls again and the queue is resent once reconnected. */
-    return redis_sink_replies(k);
+    redis_sink_compact(k);
+    return k->ncmds == 0 ? VELO_OK : VELO_AGAIN;
 }
 
 static void redis_sink_destroy(struct velo_instance *ins)
@@ -1822,15 +2370,13 @@ static void redis_sink_destroy(struct velo_instance *ins)
     if (k == NULL) {
         return;
     }
-    if (k->qlen > 0) {
-        velo_plg_warn(ins, "%zu commands to %s were not confirmed", k->qlen,
-                      k->cn.url.redacted);
+    if (k->ncmds > k->confirmed && !k->failed) {
+        velo_plg_warn(ins, "%zu commands to %s were not confirmed",
+                      k->ncmds - k->confirmed, k->cn.url.redacted);
     }
-    for (size_t i = 0; i < k->qlen; i++) {
-        free(k->q[k->qhead + i].text);
-    }
-    free(k->q);
     redis_conn_fini(&k->cn);
+    free(k->cmds);
+    free(k->log.data);
     free(k->key);
     free(k->key_column);
     free(k->prefix);
@@ -1839,8 +2385,6 @@ static void redis_sink_destroy(struct velo_instance *ins)
     free(k->keybuf.data);
     free(k->off);
     free(k->len);
-    free(k->argv);
-    free(k->argl);
     free(k);
     ins->context = NULL;
 }
@@ -1857,37 +2401,30 @@ static void redis_sink_destroy(struct velo_instance *ins)
  * numbers, like the stream source) plus the key column, which a hash sink
  * does not store as a field. Mode 'string': one JSON string per key (what
  * a string sink writes), read with one MGET. Keys are command arguments,
- * never command text. Blocking with connect.timeout: the engine has no
- * event loop for connectors yet; the join caches answers.
+ * never command text.
+ *
+ * lookup_get must answer now: it sends the batch on the asynchronous
+ * connection and runs the worker's loop (EVLOOP_ONCE) until every reply
+ * is in, for at most connect.timeout. Each reply callback appends its
+ * answer to one reused buffer (replies come in order); a connection lost
+ * midway is reopened and the batch asked again once.
  */
 struct redis_lookup {
     struct redis_conn cn;
     char *prefix;
     char *key_column;
     int string_mode;
-    redisReply **replies; /* this batch's replies (hash: one per key) */
-    size_t nreplies, cap_replies;
-    redisReply *mget;
+    const struct velo_str *keys; /* this batch's, for the key column */
+    size_t waiting;              /* replies still to come */
+    int bad;                     /* an error reply: logged */
     struct redis_buf json;
-    size_t *off;
-    size_t cap_off;
+    size_t *off, *len; /* answer i in json, off SIZE_MAX: none */
     struct redis_buf keybuf;
+    size_t *koff;
     const char **argv;
     size_t *argl;
-    size_t cap_argv;
+    size_t cap;
 };
-
-static void redis_lookup_clear(struct redis_lookup *l)
-{
-    for (size_t i = 0; i < l->nreplies; i++) {
-        freeReplyObject(l->replies[i]);
-    }
-    l->nreplies = 0;
-    if (l->mget != NULL) {
-        freeReplyObject(l->mget);
-        l->mget = NULL;
-    }
-}
 
 static void redis_lookup_destroy(struct velo_instance *ins)
 {
@@ -1895,18 +2432,23 @@ static void redis_lookup_destroy(struct velo_instance *ins)
     if (l == NULL) {
         return;
     }
-    redis_lookup_clear(l);
     redis_conn_fini(&l->cn);
-    free(l->replies);
     free(l->json.data);
     free(l->keybuf.data);
     free(l->off);
+    free(l->len);
+    free(l->koff);
     free(l->argv);
     free(l->argl);
     free(l->prefix);
     free(l->key_column);
     free(l);
     ins->context = NULL;
+}
+
+static void redis_lookup_lost(struct redis_conn *cn)
+{
+    (void)cn; /* lookup_get sees the state and asks again */
 }
 
 static int redis_lookup_create(struct velo_instance *ins, const void *config,
@@ -1944,6 +2486,10 @@ static int redis_lookup_create(struct velo_instance *ins, const void *config,
     if (redis_conn_init(&l->cn, ins, conf, ctx, "lookup table") != VELO_OK) {
         goto fail;
     }
+    redis_close_blocking(&l->cn);
+    if (redis_async_start(&l->cn, ctx, NULL, redis_lookup_lost, l) != VELO_OK) {
+        goto fail;
+    }
     velo_plg_debug(ins, "lookups by %s in %s under '%s*' (%s)", key,
                    l->cn.url.redacted, l->prefix,
                    l->string_mode ? "JSON strings, MGET" : "hashes, HGETALL");
@@ -1953,108 +2499,54 @@ fail:
     return VELO_ERR;
 }
 
-/* Room for n keys' arguments (MGET: n + 1). */
+/* Room for n keys (MGET: n + 1 arguments). */
 static int redis_lookup_room(struct redis_lookup *l, size_t n)
 {
-    if (n + 1 > l->cap_argv) {
-        size_t cap = n + 1;
-        const char **a = realloc(l->argv, cap * sizeof(*a));
-        if (a != NULL) {
-            l->argv = a;
-        }
-        size_t *b = realloc(l->argl, cap * sizeof(*b));
-        if (b != NULL) {
-            l->argl = b;
-        }
-        size_t *o = realloc(l->off, cap * sizeof(*o));
-        if (o != NULL) {
-            l->off = o;
-        }
-        if (a == NULL || b == NULL || o == NULL) {
-            return VELO_ERR;
-        }
-        l->cap_argv = cap;
-        l->cap_off = cap;
+    if (n + 1 <= l->cap) {
+        return VELO_OK;
     }
-    if (n > l->cap_replies) {
-        redisReply **r = realloc(l->replies, n * sizeof(*r));
-        if (r == NULL) {
-            return VELO_ERR;
-        }
-        l->replies = r;
-        l->cap_replies = n;
+    size_t cap = n + 1;
+    const char **a = realloc(l->argv, cap * sizeof(*a));
+    if (a != NULL) {
+        l->argv = a;
     }
+    size_t *b = realloc(l->argl, cap * sizeof(*b));
+    if (b != NULL) {
+        l->argl = b;
+    }
+    size_t *o = realloc(l->off, cap * sizeof(*o));
+    if (o != NULL) {
+        l->off = o;
+    }
+    size_t *ln = realloc(l->len, cap * sizeof(*ln));
+    if (ln != NULL) {
+        l->len = ln;
+    }
+    size_t *ko = realloc(l->koff, cap * sizeof(*ko));
+    if (ko != NULL) {
+        l->koff = ko;
+    }
+    if (a == NULL || b == NULL || o == NULL || ln == NULL || ko == NULL) {
+        return VELO_ERR;
+    }
+    l->cap = cap;
     return VELO_OK;
 }
 
-/* The prefixed keys, one after the other in keybuf; offsets in off. */
+/* The prefixed keys, one after the other in keybuf; offsets in koff. */
 static int redis_lookup_keys(struct redis_lookup *l,
                              const struct velo_str *keys, size_t n)
 {
     size_t plen = strlen(l->prefix);
     l->keybuf.len = 0;
     for (size_t i = 0; i < n; i++) {
-        l->off[i] = l->keybuf.len;
+        l->koff[i] = l->keybuf.len;
         if (redis_buf_add(&l->keybuf, l->prefix, plen) != VELO_OK ||
             redis_buf_add(&l->keybuf, keys[i].ptr, keys[i].len) != VELO_OK) {
             return VELO_ERR;
         }
     }
-    l->off[n] = l->keybuf.len;
-    return VELO_OK;
-}
-
-/* Send the batch and collect the replies. @return VELO_OK, VELO_AGAIN
- * (the connection failed: retry on a new one), VELO_ERR (logged). */
-static int redis_lookup_exchange(struct velo_instance *ins,
-                                 struct redis_lookup *l, size_t n)
-{
-    redisContext *c = l->cn.c;
-    if (l->string_mode) {
-        l->argv[0] = "MGET";
-        l->argl[0] = 4;
-        for (size_t i = 0; i < n; i++) {
-            l->argv[i + 1] = l->keybuf.data + l->off[i];
-            l->argl[i + 1] = l->off[i + 1] - l->off[i];
-        }
-        l->mget = redisCommandArgv(c, (int)n + 1, l->argv, l->argl);
-        if (l->mget == NULL) {
-            return VELO_AGAIN;
-        }
-        if (l->mget->type != REDIS_REPLY_ARRAY || l->mget->elements != n) {
-            velo_plg_error(
-                ins, "%s: MGET of %zu keys: %s", l->cn.url.redacted, n,
-                l->mget->type == REDIS_REPLY_ERROR ? l->mget->str
-                                                   : "unexpected reply");
-            return VELO_ERR;
-        }
-        return VELO_OK;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *argv[2] = {"HGETALL", l->keybuf.data + l->off[i]};
-        size_t argl[2] = {7, l->off[i + 1] - l->off[i]};
-        if (redisAppendCommandArgv(c, 2, argv, argl) != REDIS_OK) {
-            return VELO_AGAIN;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        if (redisGetReply(c, &r) != REDIS_OK || r == NULL) {
-            return VELO_AGAIN;
-        }
-        l->replies[l->nreplies++] = r;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *r = l->replies[i];
-        if (r->type == REDIS_REPLY_ERROR) {
-            velo_plg_error(ins,
-                           "%s: HGETALL %.*s: %s (is it a hash? a string "
-                           "table needs '<name>.mode'='string')",
-                           l->cn.url.redacted, (int)(l->off[i + 1] - l->off[i]),
-                           l->keybuf.data + l->off[i], r->str);
-            return VELO_ERR;
-        }
-    }
+    l->koff[n] = l->keybuf.len;
     return VELO_OK;
 }
 
@@ -2106,13 +2598,119 @@ static int redis_lookup_hash_json(struct redis_lookup *l, const redisReply *r,
     return redis_buf_add(b, "}", 1);
 }
 
+/* Key i's HGETALL reply: its row, or none for an empty hash. */
+static void redis_lookup_on_hash(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL) {
+        return;
+    }
+    struct redis_lookup *l = ((struct redis_conn *)ac->data)->owner;
+    size_t i = (size_t)(uintptr_t)priv;
+    if (l->waiting > 0) {
+        l->waiting--;
+    }
+    l->off[i] = SIZE_MAX;
+    if (r->type == REDIS_REPLY_ERROR) {
+        velo_plg_error(l->cn.ins,
+                       "%s: HGETALL %.*s: %s (is it a hash? a string "
+                       "table needs '<name>.mode'='string')",
+                       l->cn.url.redacted, (int)(l->koff[i + 1] - l->koff[i]),
+                       l->keybuf.data + l->koff[i], r->str);
+        l->bad = 1;
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        return;
+    }
+    size_t start = l->json.len;
+    if (redis_lookup_hash_json(l, r, &l->keys[i]) != VELO_OK) {
+        velo_plg_error(l->cn.ins, "out of memory");
+        l->bad = 1;
+        return;
+    }
+    l->off[i] = start;
+    l->len[i] = l->json.len - start;
+}
+
+/* The MGET reply: each string as it is, nil as none. */
+static void redis_lookup_on_mget(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+    if (ac->data == NULL || r == NULL) {
+        return;
+    }
+    struct redis_lookup *l = ((struct redis_conn *)ac->data)->owner;
+    size_t n = (size_t)(uintptr_t)priv;
+    l->waiting = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        velo_plg_error(
+            l->cn.ins, "%s: MGET of %zu keys: %s", l->cn.url.redacted, n,
+            r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        l->bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        l->off[i] = SIZE_MAX;
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        l->off[i] = l->json.len;
+        l->len[i] = e->len;
+        if (redis_buf_add(&l->json, e->str, e->len) != VELO_OK) {
+            velo_plg_error(l->cn.ins, "out of memory");
+            l->bad = 1;
+            return;
+        }
+    }
+}
+
+static int redis_lookup_done(void *arg)
+{
+    struct redis_lookup *l = arg;
+    return l->waiting == 0 || l->cn.state != REDIS_READY;
+}
+
+/* Send the batch. @return VELO_OK or VELO_ERR (the connection fails). */
+static int redis_lookup_send(struct redis_lookup *l, size_t n)
+{
+    redisAsyncContext *ac = l->cn.ac;
+    l->json.len = 0;
+    l->bad = 0;
+    if (l->string_mode) {
+        l->argv[0] = "MGET";
+        l->argl[0] = 4;
+        for (size_t i = 0; i < n; i++) {
+            l->argv[i + 1] = l->keybuf.data + l->koff[i];
+            l->argl[i + 1] = l->koff[i + 1] - l->koff[i];
+        }
+        l->waiting = 1;
+        return redisAsyncCommandArgv(ac, redis_lookup_on_mget,
+                                     (void *)(uintptr_t)n, (int)n + 1, l->argv,
+                                     l->argl) == REDIS_OK
+                   ? VELO_OK
+                   : VELO_ERR;
+    }
+    l->waiting = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[2] = {"HGETALL", l->keybuf.data + l->koff[i]};
+        size_t argl[2] = {7, l->koff[i + 1] - l->koff[i]};
+        if (redisAsyncCommandArgv(ac, redis_lookup_on_hash,
+                                  (void *)(uintptr_t)i, 2, argv,
+                                  argl) != REDIS_OK) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
 static int redis_lookup_get(struct velo_instance *ins,
                             const struct velo_str *keys, size_t n,
                             struct velo_source_batch *out)
 {
     struct redis_lookup *l = ins->context;
     out->count = 0;
-    redis_lookup_clear(l);
     if (n > out->capacity) {
         velo_plg_error(ins, "lookup of %zu keys into a batch of %zu", n,
                        out->capacity);
@@ -2126,69 +2724,61 @@ static int redis_lookup_get(struct velo_instance *ins,
         velo_plg_error(ins, "out of memory");
         return VELO_ERR;
     }
-    /* A broken connection is reopened once per call; a second failure is
-     * the job's error (the join has no answer to give). */
+    l->keys = keys;
+    int64_t ms = (int64_t)l->cn.timeout.tv_sec * 1000 +
+                 (int64_t)l->cn.timeout.tv_usec / 1000;
+    /* A connection lost midway is reopened and the batch asked again
+     * once; a second failure is the job's error (the join has no answer
+     * to give). */
     for (int attempt = 0;; attempt++) {
-        char why[256];
-        if (l->cn.c == NULL) {
-            int rc = redis_open(&l->cn, why, sizeof(why));
-            if (rc != VELO_OK) {
-                velo_plg_error(ins, "lookup: cannot connect to %s: %s",
-                               l->cn.url.redacted, why);
-                return VELO_ERR;
+        if (!redis_wait_ready(&l->cn, 1)) {
+            if (!l->cn.fatal) {
+                velo_plg_error(ins,
+                               "lookup: cannot reach %s within "
+                               "connect.timeout (%" PRId64 " ms): %s",
+                               l->cn.url.redacted, ms,
+                               l->cn.why[0] != '\0' ? l->cn.why : "no answer");
+                redis_metric_add(&l->cn, l->cn.m_errors, 1);
             }
-            redis_metric_add(&l->cn, l->cn.m_reconnects, 1);
+            return VELO_ERR;
         }
-        int rc = redis_lookup_exchange(ins, l, n);
-        if (rc == VELO_OK) {
+        if (redis_lookup_send(l, n) == VELO_OK &&
+            redis_wait(&l->cn, redis_lookup_done, l, ms) &&
+            l->cn.state == REDIS_READY) {
             break;
         }
-        if (rc == VELO_ERR) {
+        if (l->cn.state == REDIS_READY) {
+            /* No answer in time: the late replies must not be taken for
+             * the next batch's. */
+            redis_drop(&l->cn, "no reply within connect.timeout");
+            velo_plg_error(ins,
+                           "lookup of %zu keys in %s: no reply within "
+                           "connect.timeout (%" PRId64 " ms)",
+                           n, l->cn.url.redacted, ms);
+            redis_metric_add(&l->cn, l->cn.m_errors, 1);
             return VELO_ERR;
         }
-        snprintf(why, sizeof(why), "%s", l->cn.c->errstr);
-        redis_lookup_clear(l);
-        redisFree(l->cn.c);
-        l->cn.c = NULL;
-        if (attempt == 1) {
-            velo_plg_error(ins, "lookup in %s failed: %s", l->cn.url.redacted,
-                           why);
+        if (attempt == 1 || l->cn.fatal) {
+            velo_plg_error(ins,
+                           "lookup in %s failed: the connection was "
+                           "lost twice",
+                           l->cn.url.redacted);
             return VELO_ERR;
         }
-        velo_plg_warn(ins, "lookup: connection to %s lost (%s); reconnecting",
-                      l->cn.url.redacted, why);
     }
-    if (l->string_mode) {
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *e = l->mget->element[i];
-            int hit = e->type == REDIS_REPLY_STRING;
-            out->payload[i].ptr = hit ? e->str : NULL;
-            out->payload[i].len = hit ? e->len : 0;
-        }
-        out->count = n;
-        return VELO_OK;
-    }
-    l->json.len = 0;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *r = l->replies[i];
-        int hit = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
-        l->off[i] = hit ? l->json.len : SIZE_MAX;
-        if (hit && redis_lookup_hash_json(l, r, &keys[i]) != VELO_OK) {
-            velo_plg_error(ins, "out of memory");
-            return VELO_ERR;
-        }
+    if (l->bad) {
+        redis_metric_add(&l->cn, l->cn.m_errors, 1);
+        return VELO_ERR;
     }
     /* The buffer stopped moving: point at it. */
-    size_t end = l->json.len;
-    for (size_t i = n; i-- > 0;) {
+    for (size_t i = 0; i < n; i++) {
         if (l->off[i] == SIZE_MAX) {
             out->payload[i].ptr = NULL;
             out->payload[i].len = 0;
-            continue;
+        } else {
+            out->payload[i].ptr = l->json.data + l->off[i];
+            out->payload[i].len = l->len[i];
         }
-        out->payload[i].ptr = l->json.data + l->off[i];
-        out->payload[i].len = end - l->off[i];
-        end = l->off[i];
     }
     out->count = n;
     return VELO_OK;

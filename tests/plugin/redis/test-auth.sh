@@ -2,7 +2,8 @@
 # Authentication: the right password (in the URL or 'password') works, a
 # wrong or missing one fails with a clear error, and the password never
 # appears in the plugin's log lines; an unreachable server is named with the
-# password redacted.
+# password redacted. A reconnection sends AUTH and SELECT again, and one
+# refused (the password changed meanwhile) fails the run.
 source "$(dirname "${BASH_SOURCE[0]}")/redis-lib.sh"
 SECRET='s3cr:t@pass'
 redis_start --requirepass "$SECRET"
@@ -36,6 +37,36 @@ velo_redis -e "SELECT id FROM s LIMIT 1 WITH ('s.type'='redis_source', 's.url'='
 set -e
 check "no password when one is required: exit 1 and says so" \
   bash -c "[ $st = 1 ] && grep -q 'the server requires a password' err5.txt"
+
+# A sink into database 3 across a server restart: the reconnection sends
+# AUTH and SELECT again, so rows written after it land in database 3 too.
+is_db() { [ "$(rcli -n 3 GET "db:$1")" = "{\"id\":$1}" ]; }
+mkfifo feed
+velo_bg db.out db.err -e "CREATE STREAM o AS SELECT id FROM 'file://feed' WITH ('o.type'='redis_sink', 'o.url'='$REDIS_URL', 'o.mode'='string', 'o.key.column'='id', 'o.key.prefix'='db:', 'o.password'='$SECRET', 'o.db'='3')"
+exec 7>feed
+echo '{"id":1}' >&7
+wait_for "row 1 in database 3" 20 is_db 1
+redis_restart
+wait_for "the sink reconnects" 20 grep -q "reconnected to" db.err
+echo '{"id":2}' >&7
+wait_for "row 2 in database 3" 20 is_db 2 || true
+check "after the restart the sink authenticates and selects database 3" is_db 2
+check "(and nothing went to database 0)" test -z "$(rcli -n 0 GET db:2)"
+# The password changes while the server is away: the reconnection is
+# refused, and the run fails saying why (retrying cannot help).
+REDIS_ARGS=(--requirepass other-pass)
+REDIS_AUTH=(--no-auth-warning -a other-pass)
+redis_restart
+echo '{"id":3}' >&7
+st=0
+for _ in $(seq 1 200); do kill -0 "$VPID" 2>/dev/null || break; sleep 0.05; done
+wait "$VPID" || st=$?
+exec 7>&-
+check "a refused reconnection fails the sink's run (exit 1)" test "$st" = 1
+check "saying the authentication failed" \
+  grep -q "redis://127.0.0.1:$REDIS_PORT: authentication failed (WRONGPASS)" db.err
+check "and never showing either password" \
+  bash -c "! { $(declare -f said); said db.err; } | grep -qE 's3cr|pass@|other-pass'"
 
 # Unreachable: a port nobody listens on.
 dead="$(redis_free_port)"
