@@ -748,25 +748,27 @@ static void sb_series_name(struct sbuf *b, const struct velo_metric_family *f,
 {
     sb_puts(b, f->name);
     sb_puts(b, suffix);
-    if (f->n_labels == 0 && le == NULL) {
-        return;
-    }
-    sb_puts(b, "{");
+    /* An empty label value is the same as no label (Prometheus): left
+     * out, so series of one family may name different labels. */
+    size_t shown = 0;
     for (size_t i = 0; i < f->n_labels; i++) {
-        if (i > 0) {
-            sb_puts(b, ",");
+        if (s->label_values[i][0] == '\0') {
+            continue;
         }
+        sb_puts(b, shown++ > 0 ? "," : "{");
         sb_puts(b, f->label_names[i]);
         sb_puts(b, "=\"");
         sb_escaped(b, s->label_values[i], 1);
         sb_puts(b, "\"");
     }
     if (le != NULL) {
-        sb_puts(b, f->n_labels > 0 ? ",le=\"" : "le=\"");
+        sb_puts(b, shown++ > 0 ? ",le=\"" : "{le=\"");
         sb_puts(b, le);
         sb_puts(b, "\"");
     }
-    sb_puts(b, "}");
+    if (shown > 0) {
+        sb_puts(b, "}");
+    }
 }
 
 static void render_family(struct sbuf *b, const struct velo_metric_family *f)

@@ -90,6 +90,48 @@ static int split_labels(const char *labels, char *names, size_t names_cap,
     return n;
 }
 
+/* The connector families (velo_connector_*) are shared by sources, sinks
+ * and lookups of every connector, each naming itself with a different
+ * label ("source=", "sink=", "lookup="), while a family has one label set:
+ * they all get the same set, the labels a series does not have empty
+ * (which Prometheus reads as absent, and the exposition leaves out). */
+static const char *const connector_labels[] = {"connector", "source",
+                                               "sink", "lookup"};
+#define N_CONNECTOR_LABELS                                                    \
+    (sizeof(connector_labels) / sizeof(*connector_labels))
+
+/* Reorder values[n] (named by "a,b,..." in names) into the canonical
+ * connector set. @return its size, or -1 when a name is not in it. */
+static int connector_canonical(const char *names, const char **values, int n,
+                               char *out_names, size_t cap)
+{
+    const char *canon[N_CONNECTOR_LABELS] = {"", "", "", ""};
+    const char *p = names;
+    for (int i = 0; i < n; i++) {
+        size_t len = strcspn(p, ",");
+        size_t k = 0;
+        while (k < N_CONNECTOR_LABELS &&
+               (strlen(connector_labels[k]) != len ||
+                strncmp(connector_labels[k], p, len) != 0)) {
+            k++;
+        }
+        if (k == N_CONNECTOR_LABELS) {
+            return -1;
+        }
+        canon[k] = values[i];
+        p += len + (p[len] == ',');
+    }
+    out_names[0] = '\0';
+    for (size_t k = 0; k < N_CONNECTOR_LABELS; k++) {
+        values[k] = canon[k];
+        if (k > 0) {
+            strncat(out_names, ",", cap - strlen(out_names) - 1);
+        }
+        strncat(out_names, connector_labels[k], cap - strlen(out_names) - 1);
+    }
+    return (int)N_CONNECTOR_LABELS;
+}
+
 static struct velo_metric *host_metric(const char *name, const char *help,
                                        const char *labels, int type)
 {
@@ -102,6 +144,14 @@ static struct velo_metric *host_metric(const char *name, const char *help,
                          values);
     if (n < 0) {
         return NULL;
+    }
+    if (strncmp(name, "velo_connector_", 15) == 0) {
+        char canon[128];
+        int c = connector_canonical(names, values, n, canon, sizeof(canon));
+        if (c > 0) {
+            snprintf(names, sizeof(names), "%s", canon);
+            n = c;
+        }
     }
     struct velo_metric_family *f = velo_metrics_family(
         host_metrics, name, help != NULL ? help : name, type,

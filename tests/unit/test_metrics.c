@@ -15,6 +15,7 @@
 #include <velo/log.h>
 
 #include "obs/metrics.h"
+#include "plugin/host.h"
 #include "testutil.h"
 
 static char *render(struct velo_metrics *m)
@@ -464,6 +465,46 @@ static int promtool(const char *text, char **out)
  * problems such as a counter without _total). Our own names follow the
  * conventions, so we hold the renderer and our names to both.
  */
+/* Plugins name a connector family's series by source, sink or lookup:
+ * one job with a Kafka source and a Kafka sink registers both. */
+static void test_connector_families(void)
+{
+    struct velo_metrics *m = velo_metrics_create();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    velo_host_bind(NULL, m, NULL);
+    const struct velo_host_api *h = velo_host_api();
+    struct velo_metric *src = h->metric_counter(
+        "velo_connector_errors_total", "errors", "connector=kafka,source=in");
+    struct velo_metric *snk = h->metric_counter(
+        "velo_connector_errors_total", "errors", "connector=kafka,sink=out");
+    struct velo_metric *lk = h->metric_counter(
+        "velo_connector_errors_total", "errors", "lookup=c,connector=redis");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(snk);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lk);
+    h->metric_add(src, 1);
+    h->metric_add(snk, 2);
+    h->metric_add(lk, 3);
+    /* The same labels again are the same series. */
+    CU_ASSERT_PTR_EQUAL(h->metric_counter("velo_connector_errors_total",
+                                          "errors",
+                                          "connector=kafka,sink=out"),
+                        snk);
+    char *t = render(m);
+    CU_ASSERT_TRUE(has_line(
+        t, "velo_connector_errors_total{connector=\"kafka\",source=\"in\"} 1"));
+    CU_ASSERT_TRUE(has_line(
+        t, "velo_connector_errors_total{connector=\"kafka\",sink=\"out\"} 2"));
+    CU_ASSERT_TRUE(has_line(
+        t, "velo_connector_errors_total{connector=\"redis\",lookup=\"c\"} 3"));
+    free(t);
+    /* Other families keep their own label sets. */
+    CU_ASSERT_PTR_NOT_NULL(h->metric_gauge("velo_kafka_x", "x", "a=1"));
+    CU_ASSERT_PTR_NULL(h->metric_gauge("velo_kafka_x", "x", "b=1"));
+    velo_host_bind(NULL, NULL, NULL);
+    velo_metrics_destroy(m);
+}
+
 static void test_promtool_accepts(void)
 {
     if (system("command -v promtool >/dev/null 2>&1") != 0) {
@@ -655,5 +696,7 @@ int main(void)
     CU_add_test(s, "promtool accepts the exposition", test_promtool_accepts);
     CU_add_test(s, "histogram mirrored", test_histogram_set);
     CU_add_test(s, "family visit", test_family_visit);
+    CU_add_test(s, "connector families share labels",
+                test_connector_families);
     return tu_run_all();
 }
