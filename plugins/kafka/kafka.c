@@ -10,8 +10,10 @@
  * durably written everything before it (at-least-once).
  *
  * Sink: an idempotent producer (acks=all, lz4 by default); one message per
- * record, the key from the record's meta when there is one. A failed
- * delivery is reported by the next sink_write or sink_flush.
+ * record, the key from the record's meta when there is one, the headers
+ * from the output's `_headers` column (sink_write_headers: a JSON object
+ * per record, parsed in kafka-headers.c). A failed delivery is reported
+ * by the next sink_write or sink_flush.
  *
  * Exactly once ('x.exactly.once' or 'x.transactional.id'): the sink is a
  * transactional producer. The first write after a checkpoint begins a
@@ -27,18 +29,30 @@
  * job's thread: logs go through the main queue (log.queue=true) rather than
  * librdkafka's internal threads.
  *
+ * The event loop: nothing here blocks the job's thread while it runs.
+ * librdkafka signals each queue we serve (the consumer's, the producer's
+ * main queue) on an eventfd watched on the job's loop (ctx->base): the
+ * source's wakes the job when messages arrive after it found none; the
+ * sink's serves delivery reports there and wakes the job when it waits
+ * for them (a flush, or a full producer queue). Only the exactly-once
+ * sink's transaction calls wait, bounded, for the coordinator.
+ *
  * Secrets: values of passthrough properties are never logged; errors name
  * the key only. The URI shown in messages is rebuilt from brokers and
  * topic, so it never holds credentials.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <event2/event.h>
 #include <librdkafka/rdkafka.h>
 
 #include <velo/velo.h>
@@ -350,11 +364,39 @@ static int kafka_check_topic(struct velo_instance *ins, rd_kafka_t *rk,
     return parts;
 }
 
-/* Connectivity changes, said once per change rather than per retry. */
+/* Connectivity changes, said once per change rather than per retry, and
+ * counted: every error librdkafka reports, and every return from "down"
+ * (a reconnect) once traffic flows again. */
 struct kafka_health {
     int down;
     time_t last_warn;
+    struct velo_metric *m_errors, *m_reconnects; /* NULL: no metrics */
 };
+
+static void kafka_metric_add(struct velo_instance *ins, struct velo_metric *m,
+                             double v)
+{
+    if (m != NULL && VELO_HOST_HAS(ins->host, metric_add)) {
+        ins->host->metric_add(m, v);
+    }
+}
+
+/* velo_connector_errors_total and _reconnects_total, labelled like the
+ * other connectors' (connector, and source= or sink= the name). */
+static void kafka_health_metrics(struct velo_instance *ins,
+                                 struct kafka_health *h, const char *labels)
+{
+    if (VELO_HOST_HAS(ins->host, metric_counter)) {
+        h->m_errors = ins->host->metric_counter(
+            "velo_connector_errors_total",
+            "errors: broker connections, deliveries, consumer errors, bad "
+            "records",
+            labels);
+        h->m_reconnects = ins->host->metric_counter(
+            "velo_connector_reconnects_total",
+            "returns to the brokers after they were unreachable", labels);
+    }
+}
 
 static int kafka_transient(rd_kafka_resp_err_t err)
 {
@@ -368,6 +410,7 @@ static int kafka_transient(rd_kafka_resp_err_t err)
 static void kafka_health_down(struct velo_instance *ins, struct kafka_health *h,
                               const char *label, const char *reason)
 {
+    kafka_metric_add(ins, h->m_errors, 1);
     time_t now = time(NULL);
     if (!h->down || now - h->last_warn >= KAFKA_WARN_INTERVAL_S) {
         velo_plg_warn(ins, "%s: %s; retrying", label, reason);
@@ -381,6 +424,7 @@ static void kafka_health_up(struct velo_instance *ins, struct kafka_health *h,
 {
     if (h->down) {
         velo_plg_info(ins, "%s: connected again", label);
+        kafka_metric_add(ins, h->m_reconnects, 1);
         h->down = 0;
     }
 }
@@ -586,9 +630,13 @@ struct kafka_source {
     size_t hlen, hcap;
     size_t *hoff, *hend; /* per record of the batch; hend 0: none */
     size_t hoffcap;
-    /* The engine's wake: librdkafka calls kafka_queue_cb (from its own
-     * thread) when the consumer queue gets messages or events. */
+    /* The engine's wake. The consumer queue's IO event: librdkafka writes
+     * queue_fd (an eventfd) when the queue gets messages or events after
+     * being empty; queue_ev, on the job's loop, drains it and wakes the
+     * job, which then reads at once instead of at its next idle tick. */
     rd_kafka_queue_t *queue;
+    int queue_fd;
+    struct event *queue_ev;
     void (*wake)(void *wake_arg);
     void *wake_arg;
     /* Metrics (NULL when the host has none): records and bytes read, and
@@ -598,14 +646,60 @@ struct kafka_source {
     time_t lag_at;
 };
 
-/* The consumer queue went from empty to not empty: tell the job, which
- * then reads at once instead of at its next idle tick. Runs on a
- * librdkafka thread; wake is thread-safe (an eventfd write). */
-static void kafka_queue_cb(rd_kafka_t *rk, void *qev_opaque)
+/* The consumer queue went from empty to not empty. On the job's loop. */
+static void kafka_source_queue_ev(evutil_socket_t fd, short what, void *arg)
 {
-    (void)rk;
-    struct kafka_source *st = qev_opaque;
-    st->wake(st->wake_arg);
+    (void)what;
+    struct kafka_source *st = arg;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n)); /* resets the eventfd */
+    (void)r;
+    if (st->wake != NULL) {
+        st->wake(st->wake_arg);
+    }
+}
+
+/*
+ * librdkafka writes `one` to an eventfd whenever a queue that was empty
+ * gets an element; the fd is watched on the job's loop. Only the edge is
+ * signalled, so whoever serves the queue must drain it (a read that
+ * fills its batch reads again at once: it is not waiting).
+ * @return VELO_OK, or VELO_ERR (errno).
+ */
+static int kafka_queue_watch(rd_kafka_queue_t *q, struct event_base *base,
+                             event_callback_fn cb, void *arg, int *fd,
+                             struct event **ev)
+{
+    static const uint64_t one = 1;
+    if (base == NULL) {
+        errno = EINVAL; /* a host older than ABI 1.2 */
+        return VELO_ERR;
+    }
+    *fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (*fd < 0) {
+        return VELO_ERR;
+    }
+    *ev = event_new(base, *fd, EV_READ | EV_PERSIST, cb, arg);
+    if (*ev == NULL || event_add(*ev, NULL) != 0) {
+        return VELO_ERR;
+    }
+    rd_kafka_queue_io_event_enable(q, *fd, &one, sizeof(one));
+    return VELO_OK;
+}
+
+static void kafka_queue_unwatch(rd_kafka_queue_t *q, int *fd, struct event **ev)
+{
+    if (q != NULL && *fd >= 0) {
+        rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+    }
+    if (*ev != NULL) {
+        event_free(*ev);
+        *ev = NULL;
+    }
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
 }
 
 static int hbuf_add(struct kafka_source *st, const char *p, size_t n)
@@ -827,15 +921,18 @@ static void kafka_source_error_cb(rd_kafka_t *rk, int err, const char *reason,
         char why[KAFKA_ERR_MAX];
         rd_kafka_fatal_error(rk, why, sizeof(why));
         velo_plg_error(ins, "%s: fatal: %s", st->t.label, why);
+        kafka_metric_add(ins, st->health.m_errors, 1);
         st->failed = 1;
     } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
         velo_plg_error(ins, "%s: authentication failed: %s", st->t.label,
                        reason);
+        kafka_metric_add(ins, st->health.m_errors, 1);
         st->failed = 1;
     } else if (kafka_transient((rd_kafka_resp_err_t)err)) {
         kafka_health_down(ins, &st->health, st->t.label, reason);
     } else {
         velo_plg_warn(ins, "%s: %s", st->t.label, reason);
+        kafka_metric_add(ins, st->health.m_errors, 1);
     }
 }
 
@@ -855,6 +952,7 @@ static void kafka_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * restart reads some records twice (at-least-once). */
         if (st != NULL) {
             st->last_commit[0] = '\0';
+            kafka_metric_add(ins, st->health.m_errors, 1);
         }
         velo_plg_warn(ins, "%s: offset commit failed: %s",
                       st != NULL ? st->t.label : "kafka",
@@ -901,6 +999,7 @@ static int kafka_source_create(struct velo_instance *ins, const void *config,
         return VELO_ERR;
     }
     st->ins = ins;
+    st->queue_fd = -1;
     ins->context = st;
     snprintf(st->job, sizeof(st->job), "%s", kafka_job(ctx));
     st->txn_sent = calloc(1, KAFKA_POS_MAX);
@@ -997,14 +1096,19 @@ static int kafka_source_create(struct velo_instance *ins, const void *config,
             "messages between the consumer's positions and the ends of its "
             "assigned partitions",
             labels);
+        kafka_health_metrics(ins, &st->health, labels);
     }
-    if (ctx->wake != NULL) {
-        st->wake = ctx->wake;
-        st->wake_arg = ctx->wake_arg;
-        st->queue = rd_kafka_queue_get_consumer(st->rk);
-        if (st->queue != NULL) {
-            rd_kafka_queue_cb_event_enable(st->queue, kafka_queue_cb, st);
-        }
+    st->wake = ctx->wake;
+    st->wake_arg = ctx->wake_arg;
+    st->queue = rd_kafka_queue_get_consumer(st->rk);
+    if (st->queue == NULL ||
+        kafka_queue_watch(st->queue, ctx->base, kafka_source_queue_ev, st,
+                          &st->queue_fd, &st->queue_ev) != VELO_OK) {
+        velo_plg_error(ins,
+                       "%s: cannot watch the consumer queue on the "
+                       "job's loop: %s",
+                       st->t.label, strerror(errno));
+        goto fail;
     }
 
     int parts =
@@ -1047,9 +1151,10 @@ static int kafka_source_msg_error(struct kafka_source *st,
     }
     if (kafka_transient(err)) {
         kafka_health_down(ins, &st->health, st->t.label,
-                          rd_kafka_message_errstr(m));
+                          rd_kafka_message_errstr(m)); /* counts it */
         return VELO_OK;
     }
+    kafka_metric_add(ins, st->health.m_errors, 1);
     if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
         err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
@@ -1300,7 +1405,7 @@ static void kafka_source_destroy(struct velo_instance *ins)
     if (st->rk != NULL) {
         if (st->queue != NULL) {
             /* No more wakes into a job that is going away. */
-            rd_kafka_queue_cb_event_enable(st->queue, NULL, NULL);
+            kafka_queue_unwatch(st->queue, &st->queue_fd, &st->queue_ev);
             rd_kafka_queue_destroy(st->queue);
             st->queue = NULL;
         }
@@ -1361,6 +1466,19 @@ struct kafka_sink {
     uint64_t txn_messages;  /* produced in the open transaction */
     struct velo_metric *m_out, *m_bytes_out;
     uint64_t txn_commits;
+    /* Header names and values unescaped from a record's JSON object
+     * before librdkafka copies them: grown to the longest one seen. */
+    char *hscratch;
+    size_t hscratch_cap;
+    /* The main queue (delivery reports, errors, logs) watched on the
+     * job's loop; `waiting`: the engine holds a VELO_AGAIN from us and
+     * wants a wake when replies come in. */
+    rd_kafka_queue_t *main_q;
+    int main_fd;
+    struct event *main_ev;
+    int waiting;
+    void (*wake)(void *wake_arg);
+    void *wake_arg;
     /* Why librdkafka put the transaction in an error state (its TXNERR
      * log line): the purged deliveries that follow only say "purged". */
     char txn_reason[KAFKA_ERR_MAX];
@@ -1473,6 +1591,7 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         return;
     }
     st->failed_count++;
+    kafka_metric_add(ins, st->health.m_errors, 1);
     char why[KAFKA_ERR_MAX];
     if (st->txn && (kafka_fenced(m->err) ||
                     kafka_fenced(rd_kafka_fatal_error(rk, why, sizeof(why))))) {
@@ -1497,6 +1616,9 @@ static void kafka_sink_error_cb(rd_kafka_t *rk, int err, const char *reason,
     struct kafka_sink *st = ins->context;
     if (st == NULL || st->closing) {
         return;
+    }
+    if (!kafka_transient((rd_kafka_resp_err_t)err)) {
+        kafka_metric_add(ins, st->health.m_errors, 1); /* else health_down */
     }
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[KAFKA_ERR_MAX];
@@ -1528,6 +1650,23 @@ static int kafka_sink_failed(struct kafka_sink *st)
 
 static void kafka_sink_destroy(struct velo_instance *ins);
 
+/* Delivery reports, errors or logs arrived (the main queue was empty):
+ * serve them now, on the job's loop, and wake the engine if it waits for
+ * them (a flush, or room after back-pressure). */
+static void kafka_sink_queue_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct kafka_sink *st = arg;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n)); /* resets the eventfd */
+    (void)r;
+    rd_kafka_poll(st->rk, 0);
+    if (st->waiting && st->wake != NULL) {
+        st->waiting = 0;
+        st->wake(st->wake_arg);
+    }
+}
+
 static int kafka_sink_create(struct velo_instance *ins, const void *config,
                              const struct velo_connector_ctx *ctx)
 {
@@ -1538,6 +1677,9 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
         return VELO_ERR;
     }
     st->ins = ins;
+    st->main_fd = -1;
+    st->wake = ctx->wake;
+    st->wake_arg = ctx->wake_arg;
     ins->context = st;
     if (VELO_HOST_HAS(ins->host, metric_counter)) {
         char labels[320];
@@ -1548,6 +1690,7 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
         st->m_bytes_out = ins->host->metric_counter(
             "velo_connector_bytes_out_total", "payload bytes written",
             labels);
+        kafka_health_metrics(ins, &st->health, labels);
     }
     if (kafka_target_resolve(ins, conf, ctx, &st->t) != VELO_OK) {
         goto fail;
@@ -1682,6 +1825,16 @@ static int kafka_sink_create(struct velo_instance *ins, const void *config,
         goto fail;
     }
     rd_kafka_set_log_queue(st->rk, NULL);
+    st->main_q = rd_kafka_queue_get_main(st->rk);
+    if (st->main_q == NULL ||
+        kafka_queue_watch(st->main_q, ctx->base, kafka_sink_queue_ev, st,
+                          &st->main_fd, &st->main_ev) != VELO_OK) {
+        velo_plg_error(ins,
+                       "%s: cannot watch the producer's queue on the "
+                       "job's loop: %s",
+                       st->t.label, strerror(errno));
+        goto fail;
+    }
     int parts =
         kafka_check_topic(ins, st->rk, &st->t, conf->connect_timeout_ms);
     if (parts < 0) {
@@ -1719,10 +1872,12 @@ fail:
     return VELO_ERR;
 }
 
-/* Produce one message. @return VELO_OK, VELO_AGAIN (queue full), or
- * VELO_ERR (logged). */
+/* Produce one message. `hdrs` (or NULL) passes to librdkafka only when
+ * it returns VELO_OK; otherwise the caller still owns it.
+ * @return VELO_OK, VELO_AGAIN (queue full), or VELO_ERR (logged). */
 static int kafka_produce(struct kafka_sink *st, const char *p, size_t len,
-                         const struct velo_record_meta *meta)
+                         const struct velo_record_meta *meta,
+                         rd_kafka_headers_t *hdrs)
 {
     const void *key = NULL;
     size_t klen = 0;
@@ -1734,11 +1889,19 @@ static int kafka_produce(struct kafka_sink *st, const char *p, size_t len,
             ts_ms = meta->timestamp_us / 1000;
         }
     }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        st->rk, RD_KAFKA_V_TOPIC(st->t.topic),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE((void *)(uintptr_t)p, len), RD_KAFKA_V_KEY(key, klen),
-        RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        hdrs == NULL
+            ? rd_kafka_producev(st->rk, RD_KAFKA_V_TOPIC(st->t.topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE((void *)(uintptr_t)p, len),
+                                RD_KAFKA_V_KEY(key, klen),
+                                RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END)
+            : rd_kafka_producev(st->rk, RD_KAFKA_V_TOPIC(st->t.topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE((void *)(uintptr_t)p, len),
+                                RD_KAFKA_V_KEY(key, klen),
+                                RD_KAFKA_V_TIMESTAMP(ts_ms),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         st->produced++;
         return VELO_OK;
@@ -1746,6 +1909,7 @@ static int kafka_produce(struct kafka_sink *st, const char *p, size_t len,
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         return VELO_AGAIN;
     }
+    kafka_metric_add(st->ins, st->health.m_errors, 1);
     if (st->txn && st->txn_reason[0] != '\0') {
         kafka_sink_failf(st, "%s: the transaction failed: %s", st->t.label,
                          st->txn_reason);
@@ -1754,23 +1918,71 @@ static int kafka_produce(struct kafka_sink *st, const char *p, size_t len,
     return kafka_sink_failed(st);
 }
 
+/* A record's `_headers` (a JSON object) as librdkafka headers in *out,
+ * NULL when it has none. A value that is not an object fails the sink:
+ * the query builds it, so every later record would be wrong too. */
+static int kafka_record_headers(struct kafka_sink *st,
+                                const struct velo_str *text,
+                                rd_kafka_headers_t **out)
+{
+    *out = NULL;
+    if (text == NULL || text->ptr == NULL) {
+        return VELO_OK;
+    }
+    if (text->len > st->hscratch_cap) {
+        size_t cap = st->hscratch_cap ? st->hscratch_cap : 256;
+        while (cap < text->len) {
+            cap *= 2;
+        }
+        char *nb = realloc(st->hscratch, cap);
+        if (nb == NULL) {
+            kafka_sink_failf(st, "%s: out of memory", st->t.label);
+            return kafka_sink_failed(st);
+        }
+        st->hscratch = nb;
+        st->hscratch_cap = cap;
+    }
+    char why[256];
+    if (kafka_headers_parse(text->ptr, text->len, st->hscratch, out, why,
+                            sizeof(why)) != 0) {
+        kafka_metric_add(st->ins, st->health.m_errors, 1);
+        kafka_sink_failf(st,
+                         "%s: the _headers of output record %" PRIu64
+                         " are not a flat JSON object: %s; write them as "
+                         "{\"name\": \"value\", ...} (a string column "
+                         "holding one, or JSON_OBJECT('name', value, ...))",
+                         st->t.label, st->produced + 1, why);
+        return kafka_sink_failed(st);
+    }
+    return VELO_OK;
+}
+
 /* One record, one message. Once part of a call's input is queued, the
  * rest must go too (the engine retries a whole call after VELO_AGAIN), so
  * only the call's first record may defer; later ones wait for room. */
 static int kafka_produce_record(struct kafka_sink *st,
                                 const struct velo_str *rec,
                                 const struct velo_record_meta *meta,
-                                int may_defer)
+                                const struct velo_str *htext, int may_defer)
 {
+    rd_kafka_headers_t *hdrs;
+    if (kafka_record_headers(st, htext, &hdrs) != VELO_OK) {
+        return VELO_ERR;
+    }
     int rc;
-    while ((rc = kafka_produce(st, rec->ptr, rec->len, meta)) == VELO_AGAIN) {
+    while ((rc = kafka_produce(st, rec->ptr, rec->len, meta, hdrs)) ==
+           VELO_AGAIN) {
         if (may_defer) {
-            return VELO_AGAIN;
+            break;
         }
         rd_kafka_poll(st->rk, 10);
         if (st->failed) {
-            return kafka_sink_failed(st);
+            rc = kafka_sink_failed(st);
+            break;
         }
+    }
+    if (rc != VELO_OK && hdrs != NULL) {
+        rd_kafka_headers_destroy(hdrs); /* not taken by librdkafka */
     }
     return rc;
 }
@@ -1961,9 +2173,12 @@ static int kafka_txn_commit(struct kafka_sink *st)
     return VELO_OK;
 }
 
-static int kafka_sink_write(struct velo_instance *ins,
-                            const struct velo_str *recs,
-                            const struct velo_record_meta *meta, size_t n)
+/* sink_write and sink_write_headers: one path for batching,
+ * back-pressure and transactions. */
+static int kafka_sink_write_batch(struct velo_instance *ins,
+                                  const struct velo_str *recs,
+                                  const struct velo_record_meta *meta,
+                                  const struct velo_str *headers, size_t n)
 {
     struct kafka_sink *st = ins->context;
     rd_kafka_poll(st->rk, 0); /* delivery reports */
@@ -1973,6 +2188,7 @@ static int kafka_sink_write(struct velo_instance *ins,
     /* Back-pressure before anything of this call is queued. */
     int queued = rd_kafka_outq_len(st->rk);
     if (queued > 0 && (int64_t)queued + (int64_t)n > st->max_queued) {
+        st->waiting = 1;
         return VELO_AGAIN;
     }
     if (st->txn && kafka_txn_begin(st) != VELO_OK) {
@@ -1980,8 +2196,9 @@ static int kafka_sink_write(struct velo_instance *ins,
     }
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        int rc = kafka_produce_record(st, &recs[i],
-                                      meta != NULL ? &meta[i] : NULL, i == 0);
+        int rc =
+            kafka_produce_record(st, &recs[i], meta != NULL ? &meta[i] : NULL,
+                                 headers != NULL ? &headers[i] : NULL, i == 0);
         if (rc != VELO_OK) {
             return rc;
         }
@@ -1995,21 +2212,38 @@ static int kafka_sink_write(struct velo_instance *ins,
     return VELO_OK;
 }
 
+static int kafka_sink_write(struct velo_instance *ins,
+                            const struct velo_str *recs,
+                            const struct velo_record_meta *meta, size_t n)
+{
+    return kafka_sink_write_batch(ins, recs, meta, NULL, n);
+}
+
+static int kafka_sink_write_headers(struct velo_instance *ins,
+                                    const struct velo_str *recs,
+                                    const struct velo_record_meta *meta,
+                                    const struct velo_str *headers, size_t n)
+{
+    return kafka_sink_write_batch(ins, recs, meta, headers, n);
+}
+
 static int kafka_sink_flush(struct velo_instance *ins)
 {
     struct kafka_sink *st = ins->context;
-    if (st->txn) {
-        rd_kafka_poll(st->rk, 0); /* delivery reports */
-        if (st->failed) {
-            return kafka_sink_failed(st);
-        }
-        return kafka_txn_commit(st);
-    }
-    rd_kafka_flush(st->rk, 100);
+    /* Never wait here: a flush with no time to wait sends what lingers
+     * now and serves the reports that are in; the rest arrive on the
+     * loop (kafka_sink_queue_ev), which wakes the engine to call again. */
+    rd_kafka_flush(st->rk, 0);
     if (st->failed) {
         return kafka_sink_failed(st);
     }
-    return rd_kafka_outq_len(st->rk) > 0 ? VELO_AGAIN : VELO_OK;
+    if (rd_kafka_outq_len(st->rk) > 0) {
+        st->waiting = 1;
+        return VELO_AGAIN;
+    }
+    /* Exactly once: with every message delivered, committing waits only
+     * for the coordinator's answers (offsets, end of transaction). */
+    return st->txn ? kafka_txn_commit(st) : VELO_OK;
 }
 
 static void kafka_sink_destroy(struct velo_instance *ins)
@@ -2020,6 +2254,12 @@ static void kafka_sink_destroy(struct velo_instance *ins)
     }
     if (st->registered) {
         kafka_reg_remove(st);
+    }
+    /* Closing serves the queue itself (flush, abort). */
+    kafka_queue_unwatch(st->main_q, &st->main_fd, &st->main_ev);
+    if (st->main_q != NULL) {
+        rd_kafka_queue_destroy(st->main_q);
+        st->main_q = NULL;
     }
     if (st->rk != NULL && st->txn_open) {
         /* Stopped without a last checkpoint (a failure elsewhere): what
@@ -2053,6 +2293,7 @@ static void kafka_sink_destroy(struct velo_instance *ins)
         }
         rd_kafka_destroy(st->rk);
     }
+    free(st->hscratch);
     free(st);
     ins->context = NULL;
 }
@@ -2075,6 +2316,7 @@ static const struct velo_connector_vtable kafka_vtable = {
     .sink_write = kafka_sink_write,
     .sink_flush = kafka_sink_flush,
     .sink_destroy = kafka_sink_destroy,
+    .sink_write_headers = kafka_sink_write_headers,
 };
 
 static const struct velo_plugin_descriptor kafka_descriptor = {
