@@ -165,6 +165,56 @@ int fmt_parse_double(const char *s, size_t n, double *out)
     return double_fallback(s, n, out);
 }
 
+/* The fast path of velo_format_double: d written with k <= 8 decimals,
+ * found as the smallest k for which m = round(d * 10^k) divided by 10^k
+ * is d again. Division is correctly rounded, so that equality is exactly
+ * "strtod of the decimal m / 10^k gives d": the text reads back. Only for
+ * 1e-4 <= |d| and |m| < 1e15 (at most 15 significant digits, where
+ * "%.15g" would print the same fixed notation, since d lies within half
+ * an ulp of that decimal). @return its length, or 0 when it does not
+ * apply (the caller then uses printf). */
+static size_t format_short_fixed(double d, char *out)
+{
+    static const double p10[] = {1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    static const uint64_t u10[] = {10,     100,     1000,     10000,
+                                   100000, 1000000, 10000000, 100000000};
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) {
+        return 0;
+    }
+    for (int k = 0; k < 8; k++) {
+        double sc = d * p10[k];
+        if (fabs(sc) >= 1e15) {
+            return 0;
+        }
+        double r = nearbyint(sc);
+        if (r / p10[k] != d) {
+            continue;
+        }
+        int64_t m = (int64_t)r;
+        uint64_t u = m < 0 ? (uint64_t)0 - (uint64_t)m : (uint64_t)m;
+        uint64_t ip = u / u10[k], fp = u % u10[k];
+        char *w = out;
+        if (m < 0) {
+            *w++ = '-';
+        }
+        w += fmt_format_i64((int64_t)ip, w);
+        *w++ = '.';
+        int digits = k + 1;
+        while (fp % 10 == 0 && digits > 1) { /* 2.50 -> 2.5 */
+            fp /= 10;
+            digits--;
+        }
+        for (int i = digits - 1; i >= 0; i--) {
+            w[i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        w += digits;
+        return (size_t)(w - out);
+    }
+    return 0;
+}
+
 size_t velo_format_double(double d, char *buf, size_t len)
 {
     char tmp[40];
@@ -177,6 +227,8 @@ size_t velo_format_double(double d, char *buf, size_t len)
         n = snprintf(tmp, sizeof(tmp), "%s", signbit(d) ? "-0" : "0");
     } else if (fabs(d) < 9007199254740992.0 && d == (double)(int64_t)d) {
         n = (int)fmt_format_i64((int64_t)d, tmp);
+    } else if ((n = (int)format_short_fixed(d, tmp)) > 0) {
+        /* a few decimals (prices, ratios): no printf, no strtod */
     } else {
         /* The shortest of 15, 16, 17 significant digits that reads back
          * to the same double; 17 always does. */

@@ -639,6 +639,74 @@ static void test_format_double(void)
     CU_ASSERT_EQUAL(velo_format_double(1.0 / 3.0, buf, 4), 0);
 }
 
+/* The reference velo_format_double follows when no fast path applies:
+ * the shortest of %.15g, %.16g, %.17g that reads back. */
+static void ref_format_double(double d, char *tmp, size_t cap)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, cap, "%.*g", prec, d);
+        if (prec == 17 || strtod(tmp, NULL) == d) {
+            return;
+        }
+    }
+}
+
+/* The fast path for values with few decimals gives what printf would, and
+ * every text reads back to its double: prices, ratios, random bits. */
+static void test_format_double_fast(void)
+{
+    char got[64], want[64];
+    uint64_t x = 88172645463325252ULL;
+    size_t checked = 0, bad = 0;
+    for (int i = 0; i < 600000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        switch (i % 4) {
+        case 0: /* cents */
+            d = (double)(int64_t)(x % 100000000) / 100.0;
+            break;
+        case 1: /* up to 6 decimals, either sign */
+            d = (double)((int64_t)(x % 2000000000) - 1000000000) / 1e6;
+            break;
+        case 2: /* any finite double */
+            memcpy(&d, &x, sizeof(d));
+            if (!isfinite(d)) {
+                continue;
+            }
+            break;
+        default: /* a random ratio */
+            d = (double)(x % 1000003) / (double)(x % 997 + 1);
+            break;
+        }
+        velo_format_double(d, got, sizeof(got));
+        if (strtod(got, NULL) != d) {
+            bad++;
+        }
+        if (d != 0 && d == d && fabs(d) < 9007199254740992.0 &&
+            d != (double)(int64_t)d) {
+            ref_format_double(d, want, sizeof(want));
+            if (strcmp(got, want) != 0 && bad++ < 5) {
+                fprintf(stderr, "%.17g: got %s, printf %s\n", d, got, want);
+            }
+            checked++;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(checked > 300000);
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {{0.000123, "0.000123"}, {-0.05, "-0.05"},
+                 {123.45, "123.45"},     {99999999999999.9, "99999999999999.9"},
+                 {1e-5, "1e-05"},        {12.000001, "12.000001"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        velo_format_double(cases[i].v, got, sizeof(got));
+        CU_ASSERT_STRING_EQUAL(got, cases[i].want);
+    }
+}
+
 /* ---- JSON --------------------------------------------------------------- */
 
 static void test_json_values(void)
@@ -1123,6 +1191,8 @@ int main(void)
     CU_add_test(s, "numbers and decimals", test_numbers);
     CU_add_test(s, "timestamps and dates", test_timestamps);
     CU_add_test(s, "shortest doubles", test_format_double);
+    CU_add_test(s, "double text: fast path equals printf",
+                test_format_double_fast);
     CU_add_test(s, "json values", test_json_values);
     CU_add_test(s, "json malformed lines", test_json_malformed);
     CU_add_test(s, "json partial lines and payloads",
