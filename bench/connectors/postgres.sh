@@ -11,10 +11,14 @@
 # same definition each time:
 #   copy:   psql \copy bids FROM bids.csv (CSV, one COPY statement);
 #   insert: velo run, the CSV through the postgres sink, mode insert
-#           (multi-row INSERTs of insert.rows rows, default 500);
+#           (COPY ... FROM STDIN into the table, one transaction per
+#           batch, on the worker's event loop);
 #   upsert: the same, mode upsert keyed by ts (unique per bid: one
 #           millisecond apart), so the table has a primary key on ts and
-#           every statement is INSERT ... ON CONFLICT (ts) DO UPDATE.
+#           every batch is COPY into a TEMP staging table, then INSERT ...
+#           SELECT DISTINCT ON (ts) ... ON CONFLICT (ts) DO UPDATE.
+# EXTRA='...' adds sink properties to both velo runs (e.g.
+# EXTRA=", 'o.insert.rows'='20000'").
 # Each table is checked to hold N rows afterwards. Rows per second =
 # N / wall time of the command (velo's includes its start, reading and
 # parsing the CSV, and the final commit). The server is stopped and its
@@ -103,9 +107,15 @@ URL="postgres://$PG_USER:$PG_PASS@127.0.0.1:$PGPORT/$PG_DB"
 BYTES="$(stat -c %s bids.csv)"
 
 now() { date +%s.%N; }
+# cpu CMD...: run it; its user+system CPU seconds go to cpu.txt.
+cpu() {
+  local st=0
+  /usr/bin/time -f '%U %S' -o cpu.time "$@" || st=$?
+  awk '{ print $1 + $2 }' cpu.time >cpu.txt
+  return "$st"
+}
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {print b - a}'; }
 rate() { awk -v n="$N" -v s="$1" 'BEGIN {printf "%.0f", n / s}'; }
-best() { sort -g | head -1; }
 
 # fresh TABLE [KEY]: (re)create the bids table, with a primary key on KEY.
 fresh() {
@@ -139,32 +149,34 @@ for _ in $(seq 1 "$RUNS"); do
 
   fresh bids_ins
   t0="$(now)"
-  "${VELO[@]}" -e "INSERT INTO o SELECT * FROM 'file://bids.csv'
-    WITH ('o.type'='postgres_sink', 'o.url'='$URL', 'o.table'='bids_ins')" \
+  cpu "${VELO[@]}" -e "INSERT INTO o SELECT * FROM 'file://bids.csv'
+    WITH ('o.type'='postgres_sink', 'o.url'='$URL', 'o.table'='bids_ins'${EXTRA:-})" \
     >/dev/null 2>velo.log || { tail velo.log; exit 1; }
-  ins+=("$(since "$t0")")
+  ins+=("$(since "$t0") $(cat cpu.txt)")
   check bids_ins
   psql_db -c "DROP TABLE bids_ins"
 
   fresh bids_ups ts
   t0="$(now)"
-  "${VELO[@]}" -e "INSERT INTO o SELECT * FROM 'file://bids.csv'
+  cpu "${VELO[@]}" -e "INSERT INTO o SELECT * FROM 'file://bids.csv'
     WITH ('o.type'='postgres_sink', 'o.url'='$URL', 'o.table'='bids_ups',
-          'o.mode'='upsert', 'o.key'='ts')" \
+          'o.mode'='upsert', 'o.key'='ts'${EXTRA:-})" \
     >/dev/null 2>velo.log || { tail velo.log; exit 1; }
-  ups+=("$(since "$t0")")
+  ups+=("$(since "$t0") $(cat cpu.txt)")
   check bids_ups
   psql_db -c "DROP TABLE bids_ups"
 done
 
-row() { # row WHAT TIMES...
+row() { # row WHAT "TIME [CPU]"...: the best time, and that run's velo CPU
   local what="$1"; shift
-  local s; s="$(printf '%s\n' "$@" | best)"
-  printf '| %s | %.2f s | %s rows/s |\n' "$what" "$s" "$(rate "$s")"
+  local s c
+  read -r s c < <(printf '%s\n' "$@" | sort -g | head -1)
+  printf '| %s | %.2f s | %s rows/s | %s |\n' "$what" "$s" "$(rate "$s")" \
+    "$([[ -n "$c" ]] && printf '%.2f s' "$c" || echo —)"
 }
 echo
-echo "| run | best time | rows/s |"
-echo "|---|---:|---:|"
+echo "| run | best time | rows/s | velo CPU (user+sys) |"
+echo "|---|---:|---:|---:|"
 row "psql \\copy (CSV)" "${copy[@]}"
 row "velo run → postgres sink, insert" "${ins[@]}"
 row "velo run → postgres sink, upsert keyed by ts" "${ups[@]}"

@@ -11,9 +11,12 @@
  * before the slot's consistent point and the stream begins right after it:
  * nothing is lost or doubled between the two. Then START_REPLICATION.
  *
- * Streaming is nonblocking: the socket is nonblocking, each read drains
- * what libpq already holds (PQconsumeInput, PQgetCopyData async) and
- * returns VELO_AGAIN when there is nothing; the engine polls again.
+ * Streaming is nonblocking: the socket is nonblocking and watched on the
+ * worker's loop (EV_READ: libpq takes in what arrived, and ctx->wake tells
+ * the engine); each read drains what libpq already holds (PQconsumeInput,
+ * PQgetCopyData async) and returns VELO_AGAIN when there is nothing. The
+ * initial snapshot's FETCHes (on the ordinary connection) are sent with
+ * PQsendQuery and collected the same way.
  *
  * Wire layout relied on (PostgreSQL "Streaming Replication Protocol" and
  * "Logical Replication Message Formats"; integers big-endian):
@@ -46,10 +49,13 @@
  * out one) is skipped, so nothing repeats within a run.
  */
 #include <ctype.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "pg-internal.h"
 
@@ -95,7 +101,9 @@ struct cdc_source {
     int snap_row;
     struct cdc_rel snap_rel;
     char *snap_fetch;
-    uint64_t start_lsn; /* consistent point or confirmed flush */
+    int snap_inflight;     /* a FETCH was sent; its answer is not in */
+    struct event *snap_ev; /* the snapshot connection's socket */
+    uint64_t start_lsn;    /* consistent point or confirmed flush */
 
     /* stream */
     struct cdc_rel *rels;
@@ -127,6 +135,12 @@ struct cdc_source {
     size_t offs_cap;
     char lsn_text[32];
     int64_t records;
+
+    /* the worker's loop (NULL: an engine without one, which polls) */
+    struct event_base *base;
+    struct event *ev;
+    void (*wake)(void *);
+    void *wake_arg;
 
     /* metrics, when the host has them (labels connector, source) */
     struct velo_instance *ins;
@@ -666,6 +680,32 @@ static int cdc_create_slot(struct velo_instance *ins, struct cdc_source *s,
     return rc;
 }
 
+/* The replication socket is readable: take the bytes into libpq (so the
+ * socket is quiet until more come, rather than readable on every turn
+ * while the engine is busy downstream) and wake the engine. */
+static void cdc_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct cdc_source *s = arg;
+    (void)fd;
+    (void)what;
+    if (PQconsumeInput(s->repl) == 0 || PQstatus(s->repl) == CONNECTION_BAD) {
+        /* Closed: stop watching (it would stay readable); the next read
+         * notices and reconnects. */
+        event_del(s->ev);
+    }
+    if (s->wake != NULL) {
+        s->wake(s->wake_arg);
+    }
+}
+
+static void cdc_unwatch(struct cdc_source *s)
+{
+    if (s->ev != NULL) {
+        event_free(s->ev);
+        s->ev = NULL;
+    }
+}
+
 /* START_REPLICATION from `lsn` and switch the socket to nonblocking. */
 static int cdc_start(struct cdc_source *s, uint64_t lsn, char *err,
                      size_t errlen)
@@ -685,6 +725,16 @@ static int cdc_start(struct cdc_source *s, uint64_t lsn, char *err,
     s->streaming = 1;
     s->in_txn = 0;
     s->last_status_ms = pg_now_ms();
+    if (s->base != NULL) {
+        cdc_unwatch(s);
+        s->ev = event_new(s->base, PQsocket(s->repl), EV_READ | EV_PERSIST,
+                          cdc_on_read, s);
+        if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
+            snprintf(err, errlen, "cannot watch the replication socket");
+            cdc_unwatch(s);
+            return VELO_ERR;
+        }
+    }
     return VELO_OK;
 }
 
@@ -692,6 +742,10 @@ static void cdc_free(struct cdc_source *s)
 {
     if (s == NULL) {
         return;
+    }
+    cdc_unwatch(s);
+    if (s->snap_ev != NULL) {
+        event_free(s->snap_ev);
     }
     if (s->snap_res != NULL) {
         PQclear(s->snap_res);
@@ -728,6 +782,9 @@ int pg_cdc_create(struct velo_instance *ins, const struct pg_conf *conf,
     s->cdc = 1;
     s->ins = ins;
     s->conf = conf;
+    s->base = ctx->base;
+    s->wake = ctx->wake;
+    s->wake_arg = ctx->wake_arg;
     s->name = strdup(ctx->name ? ctx->name : "cdc");
     if (s->name == NULL || pg_target_init(ins, conf, ctx, &s->t) != VELO_OK) {
         free(s->name);
@@ -833,16 +890,82 @@ fail:
 /* ---- snapshot phase ---------------------------------------------------------
  */
 
+/* The snapshot connection is readable: a FETCH's answer. */
+static void cdc_snapshot_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct cdc_source *s = arg;
+    (void)fd;
+    (void)what;
+    int ok = PQconsumeInput(s->sql);
+    if (!ok || PQstatus(s->sql) == CONNECTION_BAD) {
+        event_del(s->snap_ev); /* closed: the next read reports it */
+    }
+    if (s->snap_inflight && (!ok || !PQisBusy(s->sql)) && s->wake != NULL) {
+        s->wake(s->wake_arg);
+    }
+}
+
+/* The snapshot's next FETCH, sent without waiting for its answer: the
+ * socket's event wakes the engine when it is in. @return VELO_OK (the
+ * answer, maybe a failure, is in snap_res), VELO_AGAIN (not yet),
+ * VELO_ERR (libpq failed; snap_res NULL). */
+static int cdc_snapshot_fetch(struct cdc_source *s)
+{
+    if (!s->snap_inflight) {
+        PQclear(s->snap_res);
+        s->snap_res = NULL;
+        s->snap_row = 0;
+        if (!PQsendQuery(s->sql, s->snap_fetch)) {
+            return VELO_ERR;
+        }
+        s->snap_inflight = 1;
+        if (s->base != NULL && s->snap_ev == NULL) {
+            s->snap_ev =
+                event_new(s->base, PQsocket(s->sql), EV_READ | EV_PERSIST,
+                          cdc_snapshot_on_read, s);
+            if (s->snap_ev != NULL && event_add(s->snap_ev, NULL) != 0) {
+                event_free(s->snap_ev);
+                s->snap_ev = NULL;
+            }
+        }
+    }
+    for (;;) {
+        if (PQconsumeInput(s->sql) == 0) {
+            s->snap_inflight = 0;
+            return VELO_ERR;
+        }
+        while (s->snap_inflight && !PQisBusy(s->sql)) {
+            PGresult *r = PQgetResult(s->sql);
+            if (r == NULL) {
+                s->snap_inflight = 0;
+            } else if (s->snap_res == NULL) {
+                s->snap_res = r;
+            } else {
+                PQclear(r);
+            }
+        }
+        if (!s->snap_inflight) {
+            return VELO_OK;
+        }
+        if (s->base != NULL && s->snap_ev != NULL) {
+            return VELO_AGAIN;
+        }
+        /* No loop (or no event): wait on the socket here. */
+        struct pollfd p = {.fd = PQsocket(s->sql), .events = POLLIN};
+        poll(&p, 1, 100);
+    }
+}
+
 static int cdc_snapshot_read(struct velo_instance *ins, struct cdc_source *s,
                              struct velo_source_batch *out)
 {
     char err[512];
     if (s->snap_res == NULL || s->snap_row >= PQntuples(s->snap_res)) {
-        PQclear(s->snap_res);
-        s->snap_res = NULL;
-        s->snap_row = 0;
-        s->snap_res = PQexec(s->sql, s->snap_fetch);
-        if (s->snap_res == NULL ||
+        int fetched = cdc_snapshot_fetch(s);
+        if (fetched == VELO_AGAIN) {
+            return VELO_AGAIN;
+        }
+        if (fetched != VELO_OK || s->snap_res == NULL ||
             PQresultStatus(s->snap_res) != PGRES_TUPLES_OK) {
             pg_result_message(s->sql, s->snap_res, err, sizeof(err));
             velo_plg_error(ins,
@@ -882,6 +1005,10 @@ static int cdc_snapshot_read(struct velo_instance *ins, struct cdc_source *s,
             /* Done: close the snapshot and start streaming from the
              * slot's consistent point. */
             s->snap_active = 0;
+            if (s->snap_ev != NULL) {
+                event_free(s->snap_ev);
+                s->snap_ev = NULL;
+            }
             if (cdc_exec(s->sql, "COMMIT", PGRES_COMMAND_OK, NULL, err,
                          sizeof(err)) != VELO_OK) {
                 velo_plg_warn(ins, "%s: closing the snapshot: %s",
@@ -1243,6 +1370,7 @@ static void cdc_lost(struct velo_instance *ins, struct cdc_source *s,
     velo_plg_warn(ins, "%s: replication stream lost (%s); reconnecting",
                   s->t.redacted, err);
     cdc_metric_add(s, s->m_errors, 1);
+    cdc_unwatch(s);
     PQfinish(s->repl);
     s->repl = NULL;
     s->streaming = 0;

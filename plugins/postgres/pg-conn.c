@@ -445,7 +445,7 @@ void pg_result_message(PGconn *conn, const PGresult *res, char *err,
 
 static PGconn *pg_connect_kw(const struct pg_conf *conf,
                              const struct pg_target *t, int replication,
-                             char *err, size_t errlen)
+                             int start, char *err, size_t errlen)
 {
     char timeout[32], options[96];
     /* libpq counts whole seconds; at least 2 (it treats 1 as 2). */
@@ -481,12 +481,14 @@ static PGconn *pg_connect_kw(const struct pg_conf *conf,
     }
     kw[i] = NULL;
     val[i] = NULL;
-    PGconn *c = PQconnectdbParams(kw, val, 1);
+    PGconn *c = start ? PQconnectStartParams(kw, val, 1)
+                      : PQconnectdbParams(kw, val, 1);
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (PQstatus(c) != CONNECTION_OK) {
+    if (PQstatus(c) == CONNECTION_BAD ||
+        (!start && PQstatus(c) != CONNECTION_OK)) {
         pg_message(PQerrorMessage(c), err, errlen);
         PQfinish(c);
         return NULL;
@@ -497,14 +499,20 @@ static PGconn *pg_connect_kw(const struct pg_conf *conf,
 PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
                    char *err, size_t errlen)
 {
-    return pg_connect_kw(conf, t, 0, err, errlen);
+    return pg_connect_kw(conf, t, 0, 0, err, errlen);
+}
+
+PGconn *pg_connect_start(const struct pg_conf *conf, const struct pg_target *t,
+                         char *err, size_t errlen)
+{
+    return pg_connect_kw(conf, t, 0, 1, err, errlen);
 }
 
 PGconn *pg_connect_replication(const struct pg_conf *conf,
                                const struct pg_target *t, char *err,
                                size_t errlen)
 {
-    return pg_connect_kw(conf, t, 1, err, errlen);
+    return pg_connect_kw(conf, t, 1, 0, err, errlen);
 }
 
 int pg_conn_lost(PGconn *conn, const PGresult *res)

@@ -28,8 +28,8 @@ struct pg_conf {
     char *key;  /* sink: key columns, comma-separated */
     int create_table;
     int64_t batch_size;        /* source: rows per FETCH */
-    int64_t insert_rows;       /* sink: rows per INSERT statement */
-    int64_t max_tx_rows;       /* sink: commit on its own past this */
+    int64_t insert_rows;       /* sink: rows that make a batch to send */
+    int64_t max_tx_rows;       /* sink: next batch's limit while one flies */
     int64_t connect_timeout;   /* ms */
     int64_t statement_timeout; /* ms, 0: none */
     int64_t reconnect_timeout; /* ms: sink gives up after this */
@@ -64,6 +64,12 @@ void pg_target_free(struct pg_target *t);
  *  UTF-8. @return the connection, or NULL with the reason in err. */
 PGconn *pg_connect(const struct pg_conf *conf, const struct pg_target *t,
                    char *err, size_t errlen);
+
+/** Start connecting without waiting (PQconnectStartParams): the caller
+ *  drives PQconnectPoll on PQsocket and bounds it by connect.timeout
+ *  itself. @return the connection, or NULL with the reason in err. */
+PGconn *pg_connect_start(const struct pg_conf *conf, const struct pg_target *t,
+                         char *err, size_t errlen);
 
 /** The same as a replication connection (replication=database), for
  *  logical replication commands. */

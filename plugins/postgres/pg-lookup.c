@@ -12,13 +12,20 @@
  * PostgreSQL's row_to_json: numbers and booleans as JSON numbers and
  * booleans, timestamps as ISO 8601 text.
  *
- * Calls are blocking (the engine has no event loop for connectors yet),
- * bounded by statement.timeout; the join operator caches answers. A
- * connection lost between calls is reopened once per call.
+ * lookup_get sends the prepared statement with PQsendQueryPrepared on the
+ * nonblocking connection and runs the worker's loop (EVLOOP_ONCE, which
+ * the engine allows here: it never calls a connector from a loop
+ * callback) until the answer is in, bounded by statement.timeout plus
+ * connect.timeout; other connectors' events run meanwhile. The join
+ * operator caches answers. A connection lost between calls is reopened
+ * (a blocking connect, bounded by connect.timeout) once per call.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "pg-internal.h"
 
@@ -33,6 +40,11 @@ struct pg_lookup {
     struct pg_buf param; /* the text[] literal of the keys */
     int *row_of;         /* per probe: row of res, or -1 */
     size_t row_cap;
+    struct event_base *base; /* NULL: an engine without a loop */
+    struct event *ev;        /* the socket, while an answer is awaited */
+    short ev_flags;
+    struct event *timer; /* bounds one wait of the loop */
+    int ready;           /* the socket became readable */
 };
 
 static void pg_lookup_free(struct pg_lookup *l)
@@ -41,6 +53,12 @@ static void pg_lookup_free(struct pg_lookup *l)
         return;
     }
     PQclear(l->res);
+    if (l->ev != NULL) {
+        event_free(l->ev);
+    }
+    if (l->timer != NULL) {
+        event_free(l->timer);
+    }
     if (l->conn != NULL) {
         PQfinish(l->conn);
     }
@@ -64,7 +82,112 @@ static int pg_lookup_open(struct pg_lookup *l, char *err, size_t errlen)
         pg_result_message(l->conn, r, err, errlen);
     }
     PQclear(r);
+    if (ok && PQsetnonblocking(l->conn, 1) != 0) {
+        pg_message(PQerrorMessage(l->conn), err, errlen);
+        ok = 0;
+    }
     return ok ? VELO_OK : VELO_ERR;
+}
+
+static void pg_lookup_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_lookup *l = arg;
+    (void)fd;
+    (void)what;
+    l->ready = 1;
+}
+
+/* Wait until the socket is readable (or writable, while libpq has unsent
+ * output) or `ms` passed: on the worker's loop, or with poll() for an
+ * engine without one. */
+static void pg_lookup_wait(struct pg_lookup *l, int64_t ms, int want_write)
+{
+    if (l->base == NULL) {
+        struct pollfd p = {.fd = PQsocket(l->conn),
+                           .events =
+                               (short)(POLLIN | (want_write ? POLLOUT : 0))};
+        poll(&p, 1, (int)(ms > 1000 ? 1000 : ms));
+        return;
+    }
+    short flags = (short)(EV_READ | EV_PERSIST | (want_write ? EV_WRITE : 0));
+    if (l->ev != NULL && l->ev_flags != flags) {
+        event_free(l->ev);
+        l->ev = NULL;
+    }
+    if (l->ev == NULL) {
+        l->ev_flags = flags;
+        l->ev =
+            event_new(l->base, PQsocket(l->conn), flags, pg_lookup_on_io, l);
+        l->timer =
+            l->timer ? l->timer : evtimer_new(l->base, pg_lookup_on_io, l);
+        if (l->ev == NULL || l->timer == NULL) {
+            poll(NULL, 0, 10); /* no memory for events: wait a little */
+            return;
+        }
+        event_add(l->ev, NULL);
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(l->timer, &tv);
+    l->ready = 0;
+    while (!l->ready) {
+        if (event_base_loop(l->base, EVLOOP_ONCE) != 0) {
+            break; /* the loop failed: the caller's deadline decides */
+        }
+    }
+    evtimer_del(l->timer);
+}
+
+/* Run the prepared lookup with the keys' parameter, waiting on the loop.
+ * @return the result (the caller checks it), or NULL (libpq's message in
+ * the connection; err set when it timed out). */
+static PGresult *pg_lookup_run(struct pg_lookup *l, char *err, size_t errlen)
+{
+    const char *pv[1] = {l->param.data};
+    err[0] = '\0';
+    if (!PQsendQueryPrepared(l->conn, PG_LOOKUP_STMT, 1, pv, NULL, NULL, 0)) {
+        return NULL;
+    }
+    int64_t limit = l->conf->statement_timeout > 0
+                        ? l->conf->statement_timeout + l->conf->connect_timeout
+                        : 300000;
+    int64_t deadline = pg_now_ms() + limit;
+    PGresult *res = NULL;
+    for (;;) {
+        int f = PQflush(l->conn);
+        if (f < 0 || PQconsumeInput(l->conn) == 0) {
+            break;
+        }
+        if (!PQisBusy(l->conn)) {
+            PGresult *r = PQgetResult(l->conn);
+            if (r == NULL) {
+                break; /* the statement's results are all in */
+            }
+            if (res == NULL) {
+                res = r;
+            } else {
+                PQclear(r);
+            }
+            continue;
+        }
+        int64_t left = deadline - pg_now_ms();
+        if (left <= 0) {
+            snprintf(err, errlen, "no answer within %lld ms", (long long)limit);
+            /* The connection is in an unknown state: start over. */
+            PQclear(res);
+            res = NULL;
+            PQfinish(l->conn);
+            l->conn = NULL;
+            break;
+        }
+        pg_lookup_wait(l, left, f == 1);
+    }
+    if (l->ev != NULL) {
+        /* Only watched while waiting: an idle closed socket would stay
+         * readable and spin the loop. */
+        event_free(l->ev);
+        l->ev = NULL;
+    }
+    return res;
 }
 
 int pg_lookup_create(struct velo_instance *ins, const void *config,
@@ -77,6 +200,7 @@ int pg_lookup_create(struct velo_instance *ins, const void *config,
         return VELO_ERR;
     }
     l->conf = conf;
+    l->base = ctx->base;
     if (pg_target_init(ins, conf, ctx, &l->t) != VELO_OK) {
         free(l);
         return VELO_ERR;
@@ -233,10 +357,15 @@ int pg_lookup_get(struct velo_instance *ins, const struct velo_str *keys,
             }
             return VELO_ERR;
         }
-        const char *pv[1] = {l->param.data};
-        l->res = PQexecPrepared(l->conn, PG_LOOKUP_STMT, 1, pv, NULL, NULL, 0);
+        char terr[128];
+        l->res = pg_lookup_run(l, terr, sizeof(terr));
         if (l->res != NULL && PQresultStatus(l->res) == PGRES_TUPLES_OK) {
             break;
+        }
+        if (l->conn == NULL) {
+            velo_plg_error(ins, "%s: lookup of %zu keys in %s: %s",
+                           l->t.redacted, n, l->t.table, terr);
+            return VELO_ERR;
         }
         pg_result_message(l->conn, l->res, err, sizeof(err));
         int lost = pg_conn_lost(l->conn, l->res);

@@ -1,37 +1,111 @@
 /*
- * PostgreSQL sink: rows (JSON objects, one per payload line) inserted with
- * multi-row INSERT statements, or upserted with INSERT ... ON CONFLICT (key)
- * DO UPDATE, every value a parameter ($1..$n), never spliced into the SQL.
+ * PostgreSQL sink: rows (JSON objects, one per payload) written with COPY
+ * in text format, one transaction per batch, over a nonblocking libpq
+ * connection driven by the worker's event loop.
  *
- * Transactions: BEGIN before the first statement after a flush, COMMIT in
- * sink_flush (the engine's checkpoint barrier), so what one checkpoint
- * covers lands in one transaction. Past max.transaction.rows the sink
- * commits on its own, which bounds the rows it keeps for a replay.
+ * Mode insert: COPY straight into the table. Mode upsert: COPY into a
+ * TEMP staging table, then one INSERT ... SELECT DISTINCT ON (key) ...
+ * ON CONFLICT (key) DO UPDATE, so the last row of a key inside one batch
+ * wins (ON CONFLICT cannot touch one row twice in one statement); a row
+ * whose "_op" is "delete" deletes its key instead, by the same rule.
+ * Values travel as COPY data, never as SQL text; identifiers are quoted
+ * with PQescapeIdentifier. The rows are read with a small JSON scanner
+ * that writes COPY text directly (no tree per row, nothing allocated per
+ * record: the batch buffers grow geometrically and are reused).
+ *
+ * One batch is one simple-query string
+ *   BEGIN; SELECT txid_current(); [CREATE TABLE ...;]
+ *   { COPY t (cols) FROM STDIN; | CREATE TEMP TABLE stage ...;
+ *     COPY stage FROM STDIN; [DELETE ...;] INSERT ... ON CONFLICT ...; }
+ *   COMMIT
+ * answered in one round trip: libpq hands back each statement's result in
+ * turn and PGRES_COPY_IN where the server wants the data. One segment per
+ * column set: rows of one query have the same columns, so there is
+ * normally one.
+ *
+ * Flow: sink_write appends to the filling batch; when no batch is in
+ * flight and the filling one holds insert.rows rows (or at sink_flush) it
+ * is sent. An event on PQsocket (EV_READ, plus EV_WRITE while libpq has
+ * unsent output) advances the state machine and calls ctx->wake when the
+ * batch has committed. sink_write answers VELO_AGAIN only when a batch is
+ * in flight and the next is full (max.transaction.rows); sink_flush
+ * answers VELO_AGAIN until everything taken has committed.
  *
  * A lost connection: the server rolled the open transaction back, so the
- * sink reconnects (with backoff, answering VELO_AGAIN meanwhile) and writes
- * the transaction's rows again from its own copy. A COMMIT whose answer was
- * lost is resolved with txid_status() on the new connection: committed
- * rows are not written twice.
- *
- * The calls are blocking libpq calls, bounded by connect.timeout and
- * statement.timeout: the engine has no event loop for plugins yet.
+ * sink reconnects (with backoff, answering VELO_AGAIN meanwhile) and sends
+ * the batch again from its own copy. When the connection went after the
+ * last COPY's end was sent (the server may have run the COMMIT), the
+ * transaction's fate is asked with txid_status() on the new connection:
+ * committed rows are not written twice. Reconnecting does not block
+ * either (PQconnectStartParams, PQconnectPoll when the socket is ready,
+ * bounded by connect.timeout); the txid_status() question is one short
+ * blocking query.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include <event2/event.h>
 
 #include "pg-internal.h"
 
-/* PostgreSQL accepts at most 65535 parameters in one statement. */
-#define PG_MAX_PARAMS 65535
 #define PG_BACKOFF_FIRST_MS 100
 #define PG_BACKOFF_MAX_MS 5000
-/* Lost connections while writing one transaction before giving up. */
+/* Lost connections while writing one batch before giving up. */
 #define PG_MAX_LOSSES 20
+/* COPY data is handed to libpq in pieces of this size, so its output
+ * buffer stays small while the socket drains. */
+#define PG_COPY_CHUNK (256u << 10)
+/* At most this much COPY data waits in libpq's buffer for the socket. A
+ * small window (4 MiB) measured 20% slower inserts than handing libpq the
+ * whole batch: the engine's turns, not the socket, then set the pace. So
+ * the window is as big as a batch may be: libpq's copy is bounded by the
+ * batch, and a socket that stops draining stops the sink at the next
+ * batch (back-pressure) rather than growing memory. */
+#define PG_COPY_WINDOW PG_FILL_MAX_BYTES
+/* The filling batch stops taking rows past this while another is in
+ * flight (besides max.transaction.rows). */
+#define PG_FILL_MAX_BYTES (64u << 20)
+
+/* What the first row's values look like, for create.table. */
+enum pg_kind { PG_K_TEXT, PG_K_NUMBER, PG_K_BOOL, PG_K_JSON, PG_K_NULL };
+
+/* Rows with one column set: one COPY. */
+struct pg_seg {
+    size_t col_first; /* index of its first column in batch->col_off */
+    size_t ncols;
+    size_t data_off, data_len; /* its COPY text in batch->copy */
+    size_t rows;
+    int has_delete;
+};
+
+/* One transaction's rows. */
+struct pg_batch {
+    struct pg_buf copy;  /* COPY text of every segment, in order */
+    struct pg_buf names; /* column names, each NUL-terminated */
+    size_t *col_off;     /* per column of every segment: offset in names */
+    size_t ncol, col_cap;
+    struct pg_seg *segs;
+    size_t nsegs, segs_cap;
+    struct pg_buf kinds; /* enum pg_kind of the first row's columns */
+    size_t rows;
+};
+
+/* One key/value of the row being read. */
+struct pg_kv {
+    size_t ko, kl; /* key in row_keys */
+    size_t vo, vl; /* COPY-escaped value in row_vals */
+    int null;
+    int kind;
+};
+
+enum pg_state {
+    PG_IDLE,    /* nothing sent */
+    PG_RESULTS, /* reading results until COPY_IN or the end */
+    PG_COPYING  /* sending segment seg_at's data */
+};
 
 struct pg_sink {
     struct velo_instance *ins;
@@ -45,146 +119,319 @@ struct pg_sink {
     size_t nkeys;
     int table_checked; /* exists, or created */
 
-    /* The open transaction's rows (JSON text), kept to write them again
-     * when the connection is lost before COMMIT. */
-    struct pg_buf log;
-    size_t *row_off, *row_len;
-    size_t nrows, rows_cap;
-    size_t sent; /* rows already executed in the server's transaction */
-    int in_tx;
-    char xid[32]; /* txid_current() of the open transaction */
+    /* The loop (NULL for an engine before ABI 1.2: then sink_flush waits
+     * on the socket itself). */
+    struct event_base *base;
+    void (*wake)(void *);
+    void *wake_arg;
+    struct event *ev;
+    short ev_flags;
+    int ev_fd;
+    int want_write;
+
+    /* b[fill] takes rows; b[!fill] is in flight while `flying`. */
+    struct pg_batch b[2];
+    int fill;
+    int flying;
+    int flush_wanted;
+    enum pg_state state;
+    size_t seg_at;    /* segment whose COPY comes next or is being sent */
+    size_t put_off;   /* bytes of it handed to libpq */
+    size_t unflushed; /* handed to libpq since its buffer was last empty */
+    int end_sent;     /* the last COPY ended: COMMIT may run any moment */
+    int committed;    /* the COMMIT's result came */
+    char xid[32];     /* txid_current() of the batch in flight */
     int commit_in_doubt;
+    int failed;
 
     /* Reconnection. */
     int broken;
+    int connecting; /* a nonblocking connection attempt is under way */
+    PostgresPollingStatusType connect_poll; /* what it waits for */
+    int64_t connect_started, connect_deadline;
+    char last_err[512]; /* the last connect failure logged */
     int64_t lost_at_ms, next_try_ms, backoff_ms, attempts;
     int64_t reconnects, rows_committed;
     int64_t losses; /* connections lost since the last COMMIT */
 
-    /* One statement's scratch, reused. */
-    json_t **parsed;
-    size_t parsed_cap;
-    const char **vals;
-    char (*num)[40];
-    size_t vals_cap;
-    char **dumps;
-    size_t ndumps, dumps_cap;
-    const char **cols;
-    size_t ncols, cols_cap;
-    uint64_t *kh;   /* key hash set (upsert) */
-    uint32_t *kidx; /* row of each slot, +1; 0 is empty */
-    size_t kcap;
+    /* The row being read, reused. */
+    struct pg_buf row_keys, row_vals;
+    struct pg_kv *kv;
+    size_t nkv, kv_cap;
+    long *col_kv; /* per column of the current segment: its kv, or -1 */
+    size_t col_kv_cap;
     struct pg_buf sql;
+
+    /* Metrics (labels connector, sink), when the host has them. */
+    struct velo_metric *m_out, *m_bytes_out, *m_errors, *m_reconnects,
+        *m_pending;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void pg_sink_clear_stmt(struct pg_sink *k, size_t nparsed)
+static void pg_sink_metric_add(struct pg_sink *k, struct velo_metric *m,
+                               double v)
 {
-    for (size_t i = 0; i < nparsed; i++) {
-        json_decref(k->parsed[i]);
-        k->parsed[i] = NULL;
+    if (m != NULL && VELO_HOST_HAS(k->ins->host, metric_add)) {
+        k->ins->host->metric_add(m, v);
     }
-    for (size_t i = 0; i < k->ndumps; i++) {
-        free(k->dumps[i]);
-    }
-    k->ndumps = 0;
 }
 
-static int pg_sink_log_row(struct pg_sink *k, const char *p, size_t n)
+static size_t pg_sink_pending_rows(const struct pg_sink *k)
 {
-    if (k->nrows == k->rows_cap) {
-        size_t cap = k->rows_cap ? k->rows_cap * 2 : 1024;
-        size_t *no = realloc(k->row_off, cap * sizeof(*no));
-        if (no == NULL) {
-            return VELO_ERR;
-        }
-        k->row_off = no;
-        size_t *nl = realloc(k->row_len, cap * sizeof(*nl));
-        if (nl == NULL) {
-            return VELO_ERR;
-        }
-        k->row_len = nl;
-        k->rows_cap = cap;
+    return k->b[k->fill].rows + (k->flying ? k->b[!k->fill].rows : 0);
+}
+
+static void pg_sink_metric_pending(struct pg_sink *k)
+{
+    if (k->m_pending != NULL && VELO_HOST_HAS(k->ins->host, metric_set)) {
+        k->ins->host->metric_set(k->m_pending, (double)pg_sink_pending_rows(k));
     }
-    k->row_off[k->nrows] = k->log.len;
-    k->row_len[k->nrows] = n;
-    if (pg_buf_add(&k->log, p, n) != VELO_OK) {
+}
+
+static void pg_sink_metrics_init(struct pg_sink *k)
+{
+    const struct velo_host_api *h = k->ins->host;
+    char labels[256];
+    snprintf(labels, sizeof(labels), "connector=postgres,sink=%s", k->name);
+    if (VELO_HOST_HAS(h, metric_counter)) {
+        k->m_out = h->metric_counter("velo_connector_records_out_total",
+                                     "records written (committed)", labels);
+        k->m_bytes_out =
+            h->metric_counter("velo_connector_bytes_out_total",
+                              "COPY bytes written (committed)", labels);
+        k->m_errors =
+            h->metric_counter("velo_connector_errors_total",
+                              "connection and command errors", labels);
+        k->m_reconnects = h->metric_counter("velo_connector_reconnects_total",
+                                            "reconnections", labels);
+    }
+    if (VELO_HOST_HAS(h, metric_gauge)) {
+        k->m_pending =
+            h->metric_gauge("velo_connector_pending_rows",
+                            "rows taken and not yet committed", labels);
+    }
+}
+
+static void pg_batch_clear(struct pg_batch *b)
+{
+    b->copy.len = 0;
+    b->names.len = 0;
+    b->ncol = 0;
+    b->nsegs = 0;
+    b->kinds.len = 0;
+    b->rows = 0;
+    /* A big batch's buffer is not kept around between them. */
+    if (b->copy.cap > (PG_FILL_MAX_BYTES * 2)) {
+        pg_buf_free(&b->copy);
+    }
+}
+
+static void pg_batch_free(struct pg_batch *b)
+{
+    pg_buf_free(&b->copy);
+    pg_buf_free(&b->names);
+    pg_buf_free(&b->kinds);
+    free(b->col_off);
+    free(b->segs);
+    memset(b, 0, sizeof(*b));
+}
+
+static const char *pg_batch_col(const struct pg_batch *b,
+                                const struct pg_seg *s, size_t c)
+{
+    return b->names.data + b->col_off[s->col_first + c];
+}
+
+static int pg_sink_quote(struct pg_sink *k, struct pg_buf *b, const char *id)
+{
+    char *q = PQescapeIdentifier(k->conn, id, strlen(id));
+    if (q == NULL) {
         return VELO_ERR;
     }
-    k->nrows++;
-    return VELO_OK;
+    int rc = pg_buf_adds(b, q);
+    PQfreemem(q);
+    return rc;
 }
 
-static void pg_sink_log_clear(struct pg_sink *k)
+/* ---- the event ---------------------------------------------------------- */
+
+static void pg_sink_on_io(evutil_socket_t fd, short what, void *arg);
+
+static void pg_sink_unwatch(struct pg_sink *k)
 {
-    k->losses = 0;
-    k->rows_committed += (int64_t)k->nrows;
-    k->nrows = 0;
-    k->sent = 0;
-    k->log.len = 0;
-    /* A big transaction's copy is not kept around between them. */
-    if (k->log.cap > (64u << 20)) {
-        pg_buf_free(&k->log);
+    if (k->ev != NULL) {
+        event_free(k->ev);
+        k->ev = NULL;
+        k->ev_flags = 0;
     }
 }
 
-/* The connection is gone: the server rolled the transaction back. */
-static int pg_sink_lost(struct pg_sink *k, const char *doing,
-                        const PGresult *res)
+/* Keep the socket's event in line with what libpq waits for. */
+static void pg_sink_watch(struct pg_sink *k)
+{
+    if (k->base == NULL || k->conn == NULL) {
+        return;
+    }
+    short want = EV_READ | EV_PERSIST | (k->want_write ? EV_WRITE : 0);
+    int fd = PQsocket(k->conn);
+    if (fd < 0) {
+        return;
+    }
+    /* While connecting, libpq may move to another socket (the next
+     * address of a host). */
+    if (k->ev != NULL && k->ev_flags == want && k->ev_fd == fd) {
+        return;
+    }
+    pg_sink_unwatch(k);
+    k->ev_fd = fd;
+    k->ev = event_new(k->base, fd, want, pg_sink_on_io, k);
+    if (k->ev == NULL || event_add(k->ev, NULL) != 0) {
+        /* Without the event the engine's own turns still drive us. */
+        velo_plg_warn(k->ins, "cannot watch the connection's socket");
+        pg_sink_unwatch(k);
+        return;
+    }
+    k->ev_flags = want;
+}
+
+/* ---- connection loss and errors ----------------------------------------- */
+
+static void pg_sink_drop_conn(struct pg_sink *k)
+{
+    pg_sink_unwatch(k);
+    if (k->conn != NULL) {
+        PQfinish(k->conn);
+        k->conn = NULL;
+    }
+    k->want_write = 0;
+    k->state = PG_IDLE;
+}
+
+/* The connection is gone: the server rolled the transaction back (or,
+ * after the last COPY's end, maybe committed it: asked on reconnect). */
+static void pg_sink_lost(struct pg_sink *k, const char *doing,
+                         const PGresult *res)
 {
     char err[512];
     pg_result_message(k->conn, res, err, sizeof(err));
+    size_t rows = k->flying ? k->b[!k->fill].rows : 0;
     velo_plg_warn(k->ins,
                   "connection to %s lost while %s (%s); reconnecting, "
                   "then writing the %zu uncommitted rows again",
-                  k->t.redacted, doing, err, k->nrows);
-    PQfinish(k->conn);
-    k->conn = NULL;
+                  k->t.redacted, doing, err, rows);
+    pg_sink_metric_add(k, k->m_errors, 1);
+    if (k->flying && k->end_sent && !k->committed && k->xid[0] != '\0') {
+        k->commit_in_doubt = 1;
+    }
+    pg_sink_drop_conn(k);
     k->broken = 1;
-    k->in_tx = 0;
-    k->sent = 0;
     k->losses++;
     k->lost_at_ms = pg_now_ms();
     k->next_try_ms = k->lost_at_ms;
     k->backoff_ms = PG_BACKOFF_FIRST_MS;
     k->attempts = 0;
+}
+
+/* A failed result: reconnect when the connection went, else fail for
+ * good with the server's reason (and where in the COPY data it was). */
+static int pg_sink_result_failed(struct pg_sink *k, PGresult *res)
+{
+    const char *doing = k->upsert ? "upserting rows" : "inserting rows";
+    if (pg_conn_lost(k->conn, res)) {
+        pg_sink_lost(k, doing, res);
+        PQclear(res);
+        return VELO_AGAIN;
+    }
+    char err[512];
+    pg_result_message(k->conn, res, err, sizeof(err));
+    const char *where = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+    char ctxt[256] = "";
+    if (where != NULL) {
+        pg_message(where, ctxt, sizeof(ctxt));
+    }
+    velo_plg_error(k->ins,
+                   "sink %s: %s into table %s at %s failed: %s%s%s%s; "
+                   "the batch of %zu rows was rolled back",
+                   k->name, doing, k->t.table, k->t.redacted, err,
+                   where ? " (at " : "", ctxt, where ? ")" : "",
+                   k->b[!k->fill].rows);
+    pg_sink_metric_add(k, k->m_errors, 1);
+    PQclear(res);
+    k->failed = 1;
+    return VELO_ERR;
+}
+
+/* A connection attempt failed: give up past reconnect.timeout, else back
+ * off. @return VELO_AGAIN or VELO_ERR. */
+static int pg_sink_connect_failed(struct pg_sink *k, const char *err,
+                                  int64_t now)
+{
+    if (k->conf.reconnect_timeout > 0 &&
+        now - k->lost_at_ms >= k->conf.reconnect_timeout) {
+        velo_plg_error(k->ins,
+                       "cannot reconnect to %s (%s); gave up "
+                       "after %lld ms (reconnect.timeout); %zu "
+                       "rows were not written",
+                       k->t.redacted, err, (long long)(now - k->lost_at_ms),
+                       pg_sink_pending_rows(k));
+        return VELO_ERR;
+    }
+    /* The first failure, every tenth, and whenever the reason changes
+     * (refused, then silent, ...): enough to follow without flooding. */
+    if (k->attempts == 1 || k->attempts % 10 == 0 ||
+        strcmp(err, k->last_err) != 0) {
+        velo_plg_warn(k->ins,
+                      "cannot reconnect to %s (attempt %lld): %s; "
+                      "retrying",
+                      k->t.redacted, (long long)k->attempts, err);
+        snprintf(k->last_err, sizeof(k->last_err), "%s", err);
+    }
+    pg_sink_metric_add(k, k->m_errors, 1);
+    k->next_try_ms = now + k->backoff_ms;
+    k->backoff_ms = k->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+                                                          : k->backoff_ms * 2;
     return VELO_AGAIN;
 }
 
-/* A failed statement: reconnect when the connection went, else fail. */
-static int pg_sink_failed(struct pg_sink *k, const char *doing, PGresult *res)
+/* Drive a connection attempt without waiting: PQconnectPoll only once the
+ * socket is ready for what it last asked (calling it earlier could take
+ * a connect still in progress for a finished one). @return VELO_OK
+ * (connected), VELO_AGAIN, VELO_ERR. */
+static int pg_sink_connecting(struct pg_sink *k, int64_t now)
 {
-    int rc;
-    if (pg_conn_lost(k->conn, res)) {
-        rc = pg_sink_lost(k, doing, res);
-    } else {
-        char err[512];
-        pg_result_message(k->conn, res, err, sizeof(err));
-        velo_plg_error(k->ins, "%s into table %s at %s failed: %s", doing,
-                       k->t.table, k->t.redacted, err);
-        rc = VELO_ERR;
+    char err[512];
+    struct pollfd p = {
+        .fd = PQsocket(k->conn),
+        .events = k->connect_poll == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+    PostgresPollingStatusType st = k->connect_poll;
+    if (p.fd < 0 || poll(&p, 1, 0) != 0) {
+        st = PQconnectPoll(k->conn);
     }
-    PQclear(res);
-    return rc;
+    if (st == PGRES_POLLING_OK) {
+        k->connecting = 0;
+        return VELO_OK;
+    }
+    if (st == PGRES_POLLING_FAILED || now >= k->connect_deadline) {
+        if (st == PGRES_POLLING_FAILED) {
+            pg_message(PQerrorMessage(k->conn), err, sizeof(err));
+        } else {
+            snprintf(err, sizeof(err),
+                     "no answer within %lld ms (connect.timeout)",
+                     (long long)(k->connect_deadline - k->connect_started));
+        }
+        pg_sink_drop_conn(k);
+        k->connecting = 0;
+        return pg_sink_connect_failed(k, err, now);
+    }
+    k->connect_poll = st;
+    k->want_write = st == PGRES_POLLING_WRITING;
+    pg_sink_watch(k);
+    return VELO_AGAIN;
 }
 
-/* Does table exist? @return 1, 0, or -1 (failed; res handled). */
-static int pg_sink_table_exists(struct pg_sink *k, int *rc)
-{
-    const char *params[1] = {k->qtable};
-    PGresult *r = PQexecParams(k->conn, "SELECT to_regclass($1) IS NOT NULL", 1,
-                               NULL, params, NULL, NULL, 0);
-    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        *rc = pg_sink_failed(k, "checking the table", r);
-        return -1;
-    }
-    int exists = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    return exists;
-}
-
-/* (Re)connect when the connection was lost; resolve a COMMIT in doubt.
+/* (Re)connect when the connection was lost, without blocking the worker
+ * (the socket's event drives the attempt); resolve a COMMIT in doubt.
  * @return VELO_OK (connected), VELO_AGAIN (not yet), VELO_ERR. */
 static int pg_sink_ready(struct pg_sink *k)
 {
@@ -192,48 +439,44 @@ static int pg_sink_ready(struct pg_sink *k)
         return VELO_OK;
     }
     int64_t now = pg_now_ms();
-    if (now < k->next_try_ms) {
-        return VELO_AGAIN;
-    }
     char err[512];
-    if (k->losses >= PG_MAX_LOSSES) {
-        /* The same rows keep failing: not a flaky network but something
-         * about them (or the server) that a reconnect does not fix. */
-        velo_plg_error(k->ins,
-                       "%s: the connection was lost %lld times "
-                       "writing the same %zu rows; giving up",
-                       k->t.redacted, (long long)k->losses, k->nrows);
-        return VELO_ERR;
-    }
-    k->attempts++;
-    k->conn = pg_connect(&k->conf, &k->t, err, sizeof(err));
-    if (k->conn == NULL) {
-        if (k->conf.reconnect_timeout > 0 &&
-            now - k->lost_at_ms >= k->conf.reconnect_timeout) {
+    if (!k->connecting) {
+        if (now < k->next_try_ms) {
+            return VELO_AGAIN;
+        }
+        size_t rows = k->flying ? k->b[!k->fill].rows : 0;
+        if (k->losses >= PG_MAX_LOSSES) {
+            /* The same rows keep failing: not a flaky network but
+             * something about them (or the server) that a reconnect does
+             * not fix. */
             velo_plg_error(k->ins,
-                           "cannot reconnect to %s (%s); gave up "
-                           "after %lld ms (reconnect.timeout); %zu "
-                           "rows were not written",
-                           k->t.redacted, err, (long long)(now - k->lost_at_ms),
-                           k->nrows);
+                           "%s: the connection was lost %lld times "
+                           "writing the same %zu rows; giving up",
+                           k->t.redacted, (long long)k->losses, rows);
             return VELO_ERR;
         }
-        if (k->attempts == 1 || k->attempts % 10 == 0) {
-            velo_plg_warn(k->ins,
-                          "cannot reconnect to %s (attempt %lld): %s; "
-                          "retrying",
-                          k->t.redacted, (long long)k->attempts, err);
+        k->attempts++;
+        k->conn = pg_connect_start(&k->conf, &k->t, err, sizeof(err));
+        if (k->conn == NULL) {
+            return pg_sink_connect_failed(k, err, now);
         }
-        k->next_try_ms = now + k->backoff_ms;
-        k->backoff_ms = k->backoff_ms * 2 > PG_BACKOFF_MAX_MS
-                            ? PG_BACKOFF_MAX_MS
-                            : k->backoff_ms * 2;
-        return VELO_AGAIN;
+        k->connecting = 1;
+        /* As if PQconnectPoll had asked to write (libpq's contract). */
+        k->connect_poll = PGRES_POLLING_WRITING;
+        k->connect_started = now;
+        k->connect_deadline =
+            now +
+            (k->conf.connect_timeout > 1000 ? k->conf.connect_timeout : 1000);
     }
+    int rc = pg_sink_connecting(k, now);
+    if (rc != VELO_OK) {
+        return rc;
+    }
+    pg_sink_unwatch(k); /* watched again, for queries, below */
     k->broken = 0;
-    k->in_tx = 0;
-    k->sent = 0;
+    k->state = PG_IDLE;
     if (k->commit_in_doubt) {
+        /* One short blocking question, on reconnect only. */
         const char *params[1] = {k->xid};
         PGresult *r = PQexecParams(k->conn, "SELECT txid_status($1::bigint)", 1,
                                    NULL, params, NULL, NULL, 0);
@@ -245,10 +488,17 @@ static int pg_sink_ready(struct pg_sink *k)
              * COMMIT never became durable. */
             st = "aborted";
         } else if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-            return pg_sink_failed(k,
-                                  "asking whether the last COMMIT "
-                                  "happened",
-                                  r);
+            if (pg_conn_lost(k->conn, r)) {
+                pg_sink_lost(k, "asking whether the last COMMIT happened", r);
+                PQclear(r);
+                return VELO_AGAIN;
+            }
+            pg_result_message(k->conn, r, err, sizeof(err));
+            velo_plg_error(k->ins,
+                           "%s: asking whether the last COMMIT happened: %s",
+                           k->t.redacted, err);
+            PQclear(r);
+            return VELO_ERR;
         } else if (!PQgetisnull(r, 0, 0)) {
             st = PQgetvalue(r, 0, 0);
         }
@@ -264,572 +514,1017 @@ static int pg_sink_ready(struct pg_sink *k)
             return VELO_AGAIN;
         }
         k->commit_in_doubt = 0;
-        if (committed) {
+        if (committed && k->flying) {
             velo_plg_info(k->ins,
                           "reconnected to %s; the COMMIT of %zu rows "
                           "had succeeded",
-                          k->t.redacted, k->nrows);
-            pg_sink_log_clear(k);
+                          k->t.redacted, k->b[!k->fill].rows);
+            struct pg_batch *fly = &k->b[!k->fill];
+            k->rows_committed += (int64_t)fly->rows;
+            pg_sink_metric_add(k, k->m_out, (double)fly->rows);
+            pg_sink_metric_add(k, k->m_bytes_out, (double)fly->copy.len);
+            pg_batch_clear(fly);
+            k->flying = 0;
+            k->losses = 0;
         }
     }
+    if (PQsetnonblocking(k->conn, 1) != 0) {
+        pg_message(PQerrorMessage(k->conn), err, sizeof(err));
+        velo_plg_error(k->ins, "%s: cannot make the connection nonblocking: %s",
+                       k->t.redacted, err);
+        return VELO_ERR;
+    }
     k->reconnects++;
+    pg_sink_metric_add(k, k->m_reconnects, 1);
     velo_plg_info(k->ins,
                   "reconnected to %s (reconnect %lld); writing %zu "
                   "uncommitted rows again",
-                  k->t.redacted, (long long)k->reconnects, k->nrows);
+                  k->t.redacted, (long long)k->reconnects,
+                  k->flying ? k->b[!k->fill].rows : 0);
+    pg_sink_watch(k);
     return VELO_OK;
 }
 
-/* ---- statements -----------------------------------------------------------
- */
+/* ---- reading rows ------------------------------------------------------- */
 
-static int pg_sink_reserve(struct pg_sink *k, size_t rows, size_t params)
+static int pg_is_ws(char c)
 {
-    if (rows > k->parsed_cap) {
-        json_t **np = realloc(k->parsed, rows * sizeof(*np));
-        if (np == NULL) {
-            return VELO_ERR;
-        }
-        memset(np + k->parsed_cap, 0, (rows - k->parsed_cap) * sizeof(*np));
-        k->parsed = np;
-        k->parsed_cap = rows;
-    }
-    if (params > k->vals_cap) {
-        const char **nv = realloc(k->vals, params * sizeof(*nv));
-        if (nv == NULL) {
-            return VELO_ERR;
-        }
-        k->vals = nv;
-        char(*nn)[40] = realloc(k->num, params * sizeof(*nn));
-        if (nn == NULL) {
-            return VELO_ERR;
-        }
-        k->num = nn;
-        k->vals_cap = params;
-    }
-    size_t kcap = 16;
-    while (kcap < rows * 2) {
-        kcap *= 2;
-    }
-    if (kcap > k->kcap) {
-        uint64_t *nh = realloc(k->kh, kcap * sizeof(*nh));
-        if (nh == NULL) {
-            return VELO_ERR;
-        }
-        k->kh = nh;
-        uint32_t *ni = realloc(k->kidx, kcap * sizeof(*ni));
-        if (ni == NULL) {
-            return VELO_ERR;
-        }
-        k->kidx = ni;
-        k->kcap = kcap;
-    }
-    return VELO_OK;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Parse one logged row. @return the object, or NULL (logged). */
-static json_t *pg_sink_parse(struct pg_sink *k, size_t row)
+static int pg_hex4(const char *p, const char *end, unsigned *out)
 {
-    json_error_t je;
-    const char *p = k->log.data + k->row_off[row];
-    json_t *o = json_loadb(p, k->row_len[row], JSON_ALLOW_NUL, &je);
-    if (o == NULL || !json_is_object(o)) {
-        velo_plg_error(k->ins,
-                       "%s: a row is not a JSON object (%s): '%.80s'; "
-                       "the PostgreSQL sink needs '%s.format' = "
-                       "'json'",
-                       k->t.redacted, o == NULL ? je.text : "not an object", p,
-                       k->name);
-        json_decref(o);
-        return NULL;
+    if (end - p < 4) {
+        return -1;
     }
-    return o;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (unsigned)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v |= (unsigned)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            v |= (unsigned)(c - 'A' + 10);
+        } else {
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
 }
 
-static int pg_sink_is_delete(const struct pg_sink *k, json_t *row)
+/* One byte of a value, escaped for COPY text: backslash, and the
+ * delimiter and row separators (tab, newline, carriage return). */
+static void pg_copy_byte(struct pg_buf *o, unsigned char c)
 {
-    json_t *op = json_object_get(row, "_op");
-    return k->upsert && json_is_string(op) &&
-           strcmp(json_string_value(op), "delete") == 0;
-}
-
-/* A JSON value as the text of a parameter; NULL for null. */
-static int pg_sink_param(struct pg_sink *k, json_t *v, size_t at)
-{
-    if (v == NULL) {
-        k->vals[at] = NULL; /* a column the row lacks */
-        return VELO_OK;
-    }
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        k->vals[at] = json_string_value(v);
-        return VELO_OK;
-    case JSON_INTEGER:
-        snprintf(k->num[at], sizeof(k->num[at]), "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(v));
-        k->vals[at] = k->num[at];
-        return VELO_OK;
-    case JSON_REAL: {
-        /* The shortest text that reads back as the same double. */
-        double d = json_real_value(v);
-        snprintf(k->num[at], sizeof(k->num[at]), "%.15g", d);
-        if (strtod(k->num[at], NULL) != d) {
-            snprintf(k->num[at], sizeof(k->num[at]), "%.17g", d);
-        }
-        k->vals[at] = k->num[at];
-        return VELO_OK;
-    }
-    case JSON_TRUE:
-        k->vals[at] = "true";
-        return VELO_OK;
-    case JSON_FALSE:
-        k->vals[at] = "false";
-        return VELO_OK;
-    case JSON_OBJECT:
-    case JSON_ARRAY: {
-        if (k->ndumps == k->dumps_cap) {
-            size_t cap = k->dumps_cap ? k->dumps_cap * 2 : 64;
-            char **nd = realloc(k->dumps, cap * sizeof(*nd));
-            if (nd == NULL) {
-                return VELO_ERR;
-            }
-            k->dumps = nd;
-            k->dumps_cap = cap;
-        }
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (s == NULL) {
-            return VELO_ERR;
-        }
-        k->dumps[k->ndumps++] = s;
-        k->vals[at] = s;
-        return VELO_OK;
-    }
+    char *w = o->data + o->len;
+    switch (c) {
+    case '\\':
+        w[0] = '\\';
+        w[1] = '\\';
+        o->len += 2;
+        return;
+    case '\t':
+        w[0] = '\\';
+        w[1] = 't';
+        o->len += 2;
+        return;
+    case '\n':
+        w[0] = '\\';
+        w[1] = 'n';
+        o->len += 2;
+        return;
+    case '\r':
+        w[0] = '\\';
+        w[1] = 'r';
+        o->len += 2;
+        return;
     default:
-        k->vals[at] = NULL;
-        return VELO_OK;
+        w[0] = (char)c;
+        o->len += 1;
     }
 }
 
-static size_t pg_sink_col(const struct pg_sink *k, const char *name)
+/* A JSON string at *pp (after its opening quote), decoded. With copy,
+ * escaped for COPY into o; else the raw bytes. A NUL (\u0000), which
+ * PostgreSQL text cannot hold, ends the value (what the server would keep
+ * of a C string). @return 0, or -1 on a malformed string. */
+static int pg_json_string(const char **pp, const char *end, struct pg_buf *o,
+                          int copy)
 {
-    for (size_t i = 0; i < k->ncols; i++) {
-        if (strcmp(k->cols[i], name) == 0) {
-            return i;
-        }
+    const char *p = *pp;
+    /* At most 2 bytes out per byte in (escapes shrink), 3 per \uXXXX. */
+    if (pg_buf_reserve(o, (size_t)(end - p) * 2 + 8) != VELO_OK) {
+        return -2;
     }
-    return (size_t)-1;
-}
-
-/* Does row fit the statement's columns (no column it lacks)? */
-static int pg_sink_row_fits(const struct pg_sink *k, json_t *row)
-{
-    const char *key;
-    json_t *v;
-    size_t i = 0;
-    json_object_foreach(row, key, v)
-    {
-        if (strcmp(key, "_op") == 0) {
-            continue;
-        }
-        /* Rows of one query have the same keys in the same order. */
-        if (!(i < k->ncols && strcmp(k->cols[i], key) == 0) &&
-            pg_sink_col(k, key) == (size_t)-1) {
-            return 0;
-        }
-        i++;
-    }
-    return 1;
-}
-
-static uint64_t pg_fnv(uint64_t h, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
-
-/* The key of a row's parameters (from vals at base). */
-static uint64_t pg_sink_key_hash(const struct pg_sink *k, const size_t *kcol,
-                                 size_t base)
-{
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < k->nkeys; i++) {
-        const char *v = k->vals[base + kcol[i]];
-        h = v ? pg_fnv(h, v, strlen(v) + 1) : pg_fnv(h, "\x01N", 2);
-    }
-    return h;
-}
-
-static int pg_sink_key_equal(const struct pg_sink *k, const size_t *kcol,
-                             size_t a, size_t b)
-{
-    for (size_t i = 0; i < k->nkeys; i++) {
-        const char *x = k->vals[a + kcol[i]];
-        const char *y = k->vals[b + kcol[i]];
-        if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Add row r (its params at r * ncols) to the key set; 0 when its key is
- * already there: one statement may not upsert a key twice. */
-static int pg_sink_key_add(struct pg_sink *k, const size_t *kcol, size_t r)
-{
-    size_t base = r * k->ncols;
-    uint64_t h = pg_sink_key_hash(k, kcol, base);
-    size_t mask = k->kcap - 1;
-    for (size_t s = (size_t)h & mask;; s = (s + 1) & mask) {
-        if (k->kidx[s] == 0) {
-            k->kidx[s] = (uint32_t)r + 1;
-            k->kh[s] = h;
-            return 1;
-        }
-        if (k->kh[s] == h &&
-            pg_sink_key_equal(k, kcol, (k->kidx[s] - 1) * k->ncols, base)) {
-            return 0;
-        }
-    }
-}
-
-static int pg_sink_quote(struct pg_sink *k, struct pg_buf *b, const char *id)
-{
-    char *q = PQescapeIdentifier(k->conn, id, strlen(id));
-    if (q == NULL) {
-        return VELO_ERR;
-    }
-    int rc = pg_buf_adds(b, q);
-    PQfreemem(q);
-    return rc;
-}
-
-/* DELETE by key for an upsert sink's "delete" row. */
-static int pg_sink_delete(struct pg_sink *k, json_t *row)
-{
-    struct pg_buf *b = &k->sql;
-    b->len = 0;
-    pg_buf_adds(b, "DELETE FROM ");
-    pg_buf_adds(b, k->qtable);
-    pg_buf_adds(b, " WHERE ");
-    for (size_t i = 0; i < k->nkeys; i++) {
-        char ph[32];
-        snprintf(ph, sizeof(ph), " = $%zu", i + 1);
-        if ((i > 0 && pg_buf_adds(b, " AND ") != VELO_OK) ||
-            pg_sink_quote(k, b, k->keys[i]) != VELO_OK ||
-            pg_buf_adds(b, ph) != VELO_OK ||
-            pg_sink_param(k, json_object_get(row, k->keys[i]), i) != VELO_OK) {
-            velo_plg_error(k->ins, "out of memory");
-            return VELO_ERR;
-        }
-    }
-    PGresult *r = PQexecParams(k->conn, b->data, (int)k->nkeys, NULL, k->vals,
-                               NULL, NULL, 0);
-    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-        return pg_sink_failed(k, "deleting a row", r);
-    }
-    PQclear(r);
-    return VELO_OK;
-}
-
-/* Build and run one statement from the unsent rows: as many as fit (same
- * columns, no key twice, up to insert.rows). @return rows written (> 0),
- * VELO_AGAIN (connection lost), VELO_ERR. */
-static long pg_sink_statement(struct pg_sink *k)
-{
-    size_t from = k->sent;
-    size_t avail = k->nrows - from;
-    json_t *first = pg_sink_parse(k, from);
-    if (first == NULL) {
-        return VELO_ERR;
-    }
-    if (pg_sink_is_delete(k, first)) {
-        int rc = pg_sink_delete(k, first);
-        json_decref(first);
-        return rc == VELO_OK ? 1 : rc;
-    }
-    /* The statement's columns: the first row's keys. */
-    k->ncols = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(first, key, v)
-    {
-        if (strcmp(key, "_op") == 0) {
-            continue;
-        }
-        if (k->ncols == k->cols_cap) {
-            size_t cap = k->cols_cap ? k->cols_cap * 2 : 32;
-            const char **nc = realloc(k->cols, cap * sizeof(*nc));
-            if (nc == NULL) {
-                json_decref(first);
-                velo_plg_error(k->ins, "out of memory");
-                return VELO_ERR;
+    int cut = 0;
+    while (p < end && *p != '"') {
+        unsigned char c = (unsigned char)*p++;
+        if (c == '\\') {
+            if (p >= end) {
+                return -1;
             }
-            k->cols = nc;
-            k->cols_cap = cap;
-        }
-        k->cols[k->ncols++] = key;
-    }
-    if (k->ncols == 0) {
-        velo_plg_error(k->ins, "%s: a row has no columns", k->t.redacted);
-        json_decref(first);
-        return VELO_ERR;
-    }
-    size_t kcol[64];
-    if (k->upsert) {
-        for (size_t i = 0; i < k->nkeys; i++) {
-            kcol[i] = pg_sink_col(k, k->keys[i]);
-            if (kcol[i] == (size_t)-1) {
-                velo_plg_error(k->ins,
-                               "%s: key column '%s' is not in the "
-                               "rows written to table %s",
-                               k->t.redacted, k->keys[i], k->t.table);
-                json_decref(first);
-                return VELO_ERR;
-            }
-        }
-    }
-    size_t limit = (size_t)k->conf.insert_rows;
-    if (limit > PG_MAX_PARAMS / k->ncols) {
-        limit = PG_MAX_PARAMS / k->ncols;
-    }
-    if (limit > avail) {
-        limit = avail;
-    }
-    if (pg_sink_reserve(k, limit, limit * k->ncols) != VELO_OK) {
-        json_decref(first);
-        velo_plg_error(k->ins, "out of memory");
-        return VELO_ERR;
-    }
-    if (k->upsert) {
-        memset(k->kidx, 0, k->kcap * sizeof(*k->kidx));
-    }
-    k->parsed[0] = first;
-    size_t n = 0; /* rows in the statement */
-    long rc = VELO_OK;
-    for (; n < limit; n++) {
-        json_t *row = k->parsed[n];
-        if (row == NULL) {
-            row = pg_sink_parse(k, from + n);
-            if (row == NULL) {
-                rc = VELO_ERR;
+            char e = *p++;
+            unsigned u = 0;
+            switch (e) {
+            case '"':
+            case '\\':
+            case '/':
+                u = (unsigned char)e;
+                break;
+            case 'b':
+                u = '\b';
+                break;
+            case 'f':
+                u = '\f';
+                break;
+            case 'n':
+                u = '\n';
+                break;
+            case 'r':
+                u = '\r';
+                break;
+            case 't':
+                u = '\t';
+                break;
+            case 'u': {
+                if (pg_hex4(p, end, &u) != 0) {
+                    return -1;
+                }
+                p += 4;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    unsigned lo;
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+                        pg_hex4(p + 2, end, &lo) != 0 || lo < 0xDC00 ||
+                        lo > 0xDFFF) {
+                        return -1;
+                    }
+                    p += 6;
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                }
                 break;
             }
-            k->parsed[n] = row;
-            if (pg_sink_is_delete(k, row) || !pg_sink_row_fits(k, row)) {
-                break;
+            default:
+                return -1;
             }
-        }
-        for (size_t c = 0; c < k->ncols; c++) {
-            if (pg_sink_param(k, json_object_get(row, k->cols[c]),
-                              n * k->ncols + c) != VELO_OK) {
-                velo_plg_error(k->ins, "out of memory");
-                rc = VELO_ERR;
-                break;
+            if (u == 0) {
+                cut = 1;
             }
-        }
-        if (rc != VELO_OK) {
-            break;
-        }
-        if (k->upsert && !pg_sink_key_add(k, kcol, n)) {
-            break; /* written by the next statement, after this one */
-        }
-    }
-    size_t nparsed = n < limit ? n + 1 : n;
-    if (rc != VELO_OK) {
-        pg_sink_clear_stmt(k, nparsed);
-        return rc;
-    }
-    /* INSERT INTO t (c1, c2) VALUES ($1, $2), ($3, $4) ... */
-    struct pg_buf *b = &k->sql;
-    b->len = 0;
-    int ok = pg_buf_adds(b, "INSERT INTO ") == VELO_OK &&
-             pg_buf_adds(b, k->qtable) == VELO_OK &&
-             pg_buf_adds(b, " (") == VELO_OK;
-    for (size_t c = 0; ok && c < k->ncols; c++) {
-        ok = (c == 0 || pg_buf_adds(b, ", ") == VELO_OK) &&
-             pg_sink_quote(k, b, k->cols[c]) == VELO_OK;
-    }
-    ok = ok && pg_buf_adds(b, ") VALUES ") == VELO_OK;
-    size_t p = 1;
-    for (size_t r = 0; ok && r < n; r++) {
-        ok = pg_buf_adds(b, r == 0 ? "(" : ", (") == VELO_OK;
-        for (size_t c = 0; ok && c < k->ncols; c++) {
-            char ph[24];
-            int len = snprintf(ph, sizeof(ph), "%s$%zu", c ? ", " : "", p++);
-            ok = pg_buf_add(b, ph, (size_t)len) == VELO_OK;
-        }
-        ok = ok && pg_buf_adds(b, ")") == VELO_OK;
-    }
-    if (ok && k->upsert) {
-        ok = pg_buf_adds(b, " ON CONFLICT (") == VELO_OK;
-        for (size_t i = 0; ok && i < k->nkeys; i++) {
-            ok = (i == 0 || pg_buf_adds(b, ", ") == VELO_OK) &&
-                 pg_sink_quote(k, b, k->keys[i]) == VELO_OK;
-        }
-        size_t nset = 0;
-        for (size_t c = 0; ok && c < k->ncols; c++) {
-            int is_key = 0;
-            for (size_t i = 0; i < k->nkeys; i++) {
-                is_key |= kcol[i] == c;
-            }
-            if (is_key) {
+            if (cut) {
                 continue;
             }
-            ok =
-                pg_buf_adds(b, nset++ ? ", " : ") DO UPDATE SET ") == VELO_OK &&
-                pg_sink_quote(k, b, k->cols[c]) == VELO_OK &&
-                pg_buf_adds(b, " = EXCLUDED.") == VELO_OK &&
-                pg_sink_quote(k, b, k->cols[c]) == VELO_OK;
-        }
-        if (ok && nset == 0) {
-            ok = pg_buf_adds(b, ") DO NOTHING") == VELO_OK;
-        }
-    }
-    if (!ok) {
-        pg_sink_clear_stmt(k, nparsed);
-        velo_plg_error(k->ins, "out of memory");
-        return VELO_ERR;
-    }
-    PGresult *res = PQexecParams(k->conn, b->data, (int)(n * k->ncols), NULL,
-                                 k->vals, NULL, NULL, 0);
-    pg_sink_clear_stmt(k, nparsed);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        return pg_sink_failed(
-            k, k->upsert ? "upserting rows" : "inserting rows", res);
-    }
-    PQclear(res);
-    return (long)n;
-}
-
-/* CREATE TABLE from the first unsent row, when create.table and the table
- * is missing: NUMERIC for numbers, BOOLEAN, JSONB for objects and arrays,
- * TEXT for the rest (strings, and nulls whose type is unknown). */
-static int pg_sink_create_table(struct pg_sink *k)
-{
-    json_t *row = pg_sink_parse(k, k->sent);
-    if (row == NULL) {
-        return VELO_ERR;
-    }
-    struct pg_buf *b = &k->sql;
-    b->len = 0;
-    int ok = pg_buf_adds(b, "CREATE TABLE IF NOT EXISTS ") == VELO_OK &&
-             pg_buf_adds(b, k->qtable) == VELO_OK &&
-             pg_buf_adds(b, " (") == VELO_OK;
-    const char *key;
-    json_t *v;
-    size_t n = 0;
-    json_object_foreach(row, key, v)
-    {
-        if (!ok || strcmp(key, "_op") == 0) {
+            unsigned char utf[4];
+            int n;
+            if (u < 0x80) {
+                utf[0] = (unsigned char)u;
+                n = 1;
+            } else if (u < 0x800) {
+                utf[0] = (unsigned char)(0xC0 | (u >> 6));
+                utf[1] = (unsigned char)(0x80 | (u & 0x3F));
+                n = 2;
+            } else if (u < 0x10000) {
+                utf[0] = (unsigned char)(0xE0 | (u >> 12));
+                utf[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+                utf[2] = (unsigned char)(0x80 | (u & 0x3F));
+                n = 3;
+            } else {
+                utf[0] = (unsigned char)(0xF0 | (u >> 18));
+                utf[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F));
+                utf[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+                utf[3] = (unsigned char)(0x80 | (u & 0x3F));
+                n = 4;
+            }
+            for (int i = 0; i < n; i++) {
+                if (copy) {
+                    pg_copy_byte(o, utf[i]);
+                } else {
+                    o->data[o->len++] = (char)utf[i];
+                }
+            }
             continue;
         }
-        const char *type = json_is_number(v)    ? " NUMERIC"
-                           : json_is_boolean(v) ? " BOOLEAN"
-                           : (json_is_object(v) || json_is_array(v)) ? " JSONB"
-                                                                     : " TEXT";
-        ok = (n++ == 0 || pg_buf_adds(b, ", ") == VELO_OK) &&
-             pg_sink_quote(k, b, key) == VELO_OK &&
-             pg_buf_adds(b, type) == VELO_OK;
+        if (cut) {
+            continue;
+        }
+        if (copy) {
+            pg_copy_byte(o, c);
+        } else {
+            o->data[o->len++] = (char)c;
+        }
     }
-    for (size_t i = 0; ok && i < k->nkeys; i++) {
-        ok = pg_buf_adds(b, i == 0 ? ", PRIMARY KEY (" : ", ") == VELO_OK &&
-             pg_sink_quote(k, b, k->keys[i]) == VELO_OK &&
-             (i + 1 < k->nkeys || pg_buf_adds(b, ")") == VELO_OK);
+    if (p >= end) {
+        return -1;
     }
-    ok = ok && pg_buf_adds(b, ")") == VELO_OK;
-    json_decref(row);
-    if (!ok) {
+    *pp = p + 1;
+    return 0;
+}
+
+/* A nested object or array at *pp: its JSON text, COPY-escaped (for a
+ * json/jsonb column). @return 0, -1 malformed, -2 no memory. */
+static int pg_json_nested(const char **pp, const char *end, struct pg_buf *o)
+{
+    const char *p = *pp;
+    int depth = 0;
+    int in_str = 0;
+    const char *start = p;
+    for (; p < end; p++) {
+        char c = *p;
+        if (in_str) {
+            if (c == '\\') {
+                p++;
+            } else if (c == '"') {
+                in_str = 0;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) {
+                p++;
+                break;
+            }
+        }
+    }
+    if (depth != 0 || p > end) {
+        return -1;
+    }
+    size_t n = (size_t)(p - start);
+    if (pg_buf_reserve(o, n * 2 + 1) != VELO_OK) {
+        return -2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pg_copy_byte(o, (unsigned char)start[i]);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* A number's text: integers as written; others as the shortest text that
+ * reads back as the same double (as the INSERT sink sent them, so a whole
+ * 2.0 still fits an integer column). */
+static int pg_json_number(const char **pp, const char *end, struct pg_buf *o)
+{
+    const char *p = *pp;
+    const char *start = p;
+    int real = 0;
+    while (p < end && *p != '\0' && strchr("0123456789+-.eE", *p) != NULL) {
+        real |= *p == '.' || *p == 'e' || *p == 'E';
+        p++;
+    }
+    size_t n = (size_t)(p - start);
+    if (n == 0) {
+        return -1;
+    }
+    char tmp[64], num[40];
+    if (real && n < sizeof(tmp)) {
+        memcpy(tmp, start, n);
+        tmp[n] = '\0';
+        char *e;
+        double d = strtod(tmp, &e);
+        if (*e != '\0') {
+            return -1;
+        }
+        snprintf(num, sizeof(num), "%.15g", d);
+        if (strtod(num, NULL) != d) {
+            snprintf(num, sizeof(num), "%.17g", d);
+        }
+        start = num;
+        n = strlen(num);
+    }
+    if (pg_buf_add(o, start, n) != VELO_OK) {
+        return -2;
+    }
+    *pp = p;
+    return 0;
+}
+
+static int pg_literal(const char **pp, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *pp) < n || memcmp(*pp, lit, n) != 0) {
+        return -1;
+    }
+    *pp += n;
+    return 0;
+}
+
+/* Read one row into k->kv. *del: its "_op" is "delete". @return 0, -1
+ * (not a flat JSON object), -2 (no memory). */
+static int pg_sink_scan(struct pg_sink *k, const char *p, size_t len, int *del)
+{
+    const char *end = p + len;
+    k->nkv = 0;
+    k->row_keys.len = 0;
+    k->row_vals.len = 0;
+    *del = 0;
+    while (p < end && pg_is_ws(*p)) {
+        p++;
+    }
+    if (p >= end || *p++ != '{') {
+        return -1;
+    }
+    for (;;) {
+        while (p < end && pg_is_ws(*p)) {
+            p++;
+        }
+        if (p < end && *p == '}' && k->nkv == 0) {
+            p++;
+            break;
+        }
+        if (p >= end || *p++ != '"') {
+            return -1;
+        }
+        if (k->nkv == k->kv_cap) {
+            size_t cap = k->kv_cap ? k->kv_cap * 2 : 32;
+            struct pg_kv *n = realloc(k->kv, cap * sizeof(*n));
+            if (n == NULL) {
+                return -2;
+            }
+            k->kv = n;
+            k->kv_cap = cap;
+        }
+        struct pg_kv *kv = &k->kv[k->nkv];
+        kv->ko = k->row_keys.len;
+        int rc = pg_json_string(&p, end, &k->row_keys, 0);
+        if (rc != 0) {
+            return rc;
+        }
+        kv->kl = k->row_keys.len - kv->ko;
+        if (pg_buf_add(&k->row_keys, "", 1) != VELO_OK) {
+            return -2;
+        }
+        while (p < end && pg_is_ws(*p)) {
+            p++;
+        }
+        if (p >= end || *p++ != ':') {
+            return -1;
+        }
+        while (p < end && pg_is_ws(*p)) {
+            p++;
+        }
+        if (p >= end) {
+            return -1;
+        }
+        kv->vo = k->row_vals.len;
+        kv->null = 0;
+        char c = *p;
+        if (c == '"') {
+            p++;
+            kv->kind = PG_K_TEXT;
+            rc = pg_json_string(&p, end, &k->row_vals, 1);
+        } else if (c == '{' || c == '[') {
+            kv->kind = PG_K_JSON;
+            rc = pg_json_nested(&p, end, &k->row_vals);
+        } else if (c == 't') {
+            kv->kind = PG_K_BOOL;
+            rc = pg_literal(&p, end, "true");
+            rc = rc ? rc : pg_buf_adds(&k->row_vals, "true") ? -2 : 0;
+        } else if (c == 'f') {
+            kv->kind = PG_K_BOOL;
+            rc = pg_literal(&p, end, "false");
+            rc = rc ? rc : pg_buf_adds(&k->row_vals, "false") ? -2 : 0;
+        } else if (c == 'n') {
+            kv->kind = PG_K_NULL;
+            kv->null = 1;
+            rc = pg_literal(&p, end, "null");
+        } else {
+            kv->kind = PG_K_NUMBER;
+            rc = pg_json_number(&p, end, &k->row_vals);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        kv->vl = k->row_vals.len - kv->vo;
+        const char *key = k->row_keys.data + kv->ko;
+        if (kv->kl == 3 && memcmp(key, "_op", 3) == 0) {
+            /* The changelog's operation: not a column. */
+            *del = kv->kind == PG_K_TEXT && kv->vl == 6 &&
+                   memcmp(k->row_vals.data + kv->vo, "delete", 6) == 0;
+        } else {
+            k->nkv++;
+        }
+        while (p < end && pg_is_ws(*p)) {
+            p++;
+        }
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && *p == '}') {
+            p++;
+            break;
+        }
+        return -1;
+    }
+    while (p < end && pg_is_ws(*p)) {
+        p++;
+    }
+    return p == end ? 0 : -1;
+}
+
+/* Map the row's keys onto segment s's columns (k->col_kv). @return 1 when
+ * every key is one of them, 0 when the row needs another segment. */
+static int pg_sink_fits(struct pg_sink *k, const struct pg_batch *b,
+                        const struct pg_seg *s)
+{
+    for (size_t c = 0; c < s->ncols; c++) {
+        k->col_kv[c] = -1;
+    }
+    for (size_t i = 0; i < k->nkv; i++) {
+        const char *key = k->row_keys.data + k->kv[i].ko;
+        /* Rows of one query have their keys in the same order. */
+        size_t c = i;
+        if (!(c < s->ncols && strcmp(pg_batch_col(b, s, c), key) == 0)) {
+            for (c = 0; c < s->ncols; c++) {
+                if (strcmp(pg_batch_col(b, s, c), key) == 0) {
+                    break;
+                }
+            }
+            if (c == s->ncols) {
+                return 0;
+            }
+        }
+        k->col_kv[c] = (long)i;
+    }
+    return 1;
+}
+
+static int pg_sink_col_kv_reserve(struct pg_sink *k, size_t n)
+{
+    if (n <= k->col_kv_cap) {
+        return VELO_OK;
+    }
+    size_t cap = k->col_kv_cap ? k->col_kv_cap : 32;
+    while (cap < n) {
+        cap *= 2;
+    }
+    long *nc = realloc(k->col_kv, cap * sizeof(*nc));
+    if (nc == NULL) {
+        return VELO_ERR;
+    }
+    k->col_kv = nc;
+    k->col_kv_cap = cap;
+    return VELO_OK;
+}
+
+/* Start a segment whose columns are the row's keys. @return VELO_OK,
+ * VELO_ERR (logged). */
+static int pg_sink_new_seg(struct pg_sink *k, struct pg_batch *b)
+{
+    if (k->nkv == 0) {
+        velo_plg_error(k->ins, "sink %s: a row has no columns (%s)", k->name,
+                       k->t.redacted);
+        return VELO_ERR;
+    }
+    for (size_t i = 0; i < k->nkeys; i++) {
+        size_t j = 0;
+        while (j < k->nkv &&
+               strcmp(k->row_keys.data + k->kv[j].ko, k->keys[i]) != 0) {
+            j++;
+        }
+        if (k->upsert && j == k->nkv) {
+            velo_plg_error(k->ins,
+                           "sink %s: key column '%s' is not in the rows "
+                           "written to table %s (%s)",
+                           k->name, k->keys[i], k->t.table, k->t.redacted);
+            return VELO_ERR;
+        }
+    }
+    if (b->nsegs == b->segs_cap) {
+        size_t cap = b->segs_cap ? b->segs_cap * 2 : 4;
+        struct pg_seg *ns = realloc(b->segs, cap * sizeof(*ns));
+        if (ns == NULL) {
+            goto oom;
+        }
+        b->segs = ns;
+        b->segs_cap = cap;
+    }
+    if (b->ncol + k->nkv > b->col_cap) {
+        size_t cap = b->col_cap ? b->col_cap : 32;
+        while (cap < b->ncol + k->nkv) {
+            cap *= 2;
+        }
+        size_t *nc = realloc(b->col_off, cap * sizeof(*nc));
+        if (nc == NULL) {
+            goto oom;
+        }
+        b->col_off = nc;
+        b->col_cap = cap;
+    }
+    if (pg_sink_col_kv_reserve(k, k->nkv) != VELO_OK) {
+        goto oom;
+    }
+    struct pg_seg *s = &b->segs[b->nsegs];
+    memset(s, 0, sizeof(*s));
+    s->col_first = b->ncol;
+    s->data_off = b->copy.len;
+    for (size_t i = 0; i < k->nkv; i++) {
+        b->col_off[b->ncol++] = b->names.len;
+        if (pg_buf_add(&b->names, k->row_keys.data + k->kv[i].ko,
+                       k->kv[i].kl + 1) != VELO_OK) {
+            goto oom;
+        }
+        s->ncols++;
+    }
+    b->nsegs++;
+    return VELO_OK;
+oom:
+    velo_plg_error(k->ins, "out of memory");
+    return VELO_ERR;
+}
+
+/* Take one row into the filling batch. @return VELO_OK or VELO_ERR. */
+static int pg_sink_take(struct pg_sink *k, const char *p, size_t len)
+{
+    struct pg_batch *b = &k->b[k->fill];
+    int del;
+    int rc = pg_sink_scan(k, p, len, &del);
+    if (rc == -2) {
         velo_plg_error(k->ins, "out of memory");
         return VELO_ERR;
     }
-    PGresult *r = PQexec(k->conn, b->data);
-    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
-        return pg_sink_failed(k, "creating the table", r);
-    }
-    PQclear(r);
-    velo_plg_info(k->ins, "created table %s at %s", k->t.table, k->t.redacted);
-    return VELO_OK;
-}
-
-static int pg_sink_begin(struct pg_sink *k)
-{
-    /* The txid tells, after a lost COMMIT answer, whether it happened. */
-    PGresult *r = PQexec(k->conn, "BEGIN; SELECT txid_current()");
-    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        return pg_sink_failed(k, "starting a transaction", r);
-    }
-    snprintf(k->xid, sizeof(k->xid), "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    k->in_tx = 1;
-    return VELO_OK;
-}
-
-/* Execute the unsent rows: whole statements only, or all (flush). */
-static int pg_sink_pump(struct pg_sink *k, int all)
-{
-    while (k->sent < k->nrows) {
-        if (!all && k->nrows - k->sent < (size_t)k->conf.insert_rows) {
-            break;
-        }
-        if (!k->table_checked) {
-            int rc = VELO_OK;
-            int exists = pg_sink_table_exists(k, &rc);
-            if (exists < 0) {
-                return rc;
-            }
-            if (!exists && pg_sink_create_table(k) != VELO_OK) {
-                return k->broken ? VELO_AGAIN : VELO_ERR;
-            }
-            k->table_checked = 1;
-        }
-        if (!k->in_tx) {
-            int rc = pg_sink_begin(k);
-            if (rc != VELO_OK) {
-                return rc;
-            }
-        }
-        long n = pg_sink_statement(k);
-        if (n < 0) {
-            return (int)n;
-        }
-        k->sent += (size_t)n;
-    }
-    return VELO_OK;
-}
-
-static int pg_sink_commit(struct pg_sink *k)
-{
-    if (!k->in_tx) {
-        if (k->sent == k->nrows) {
-            pg_sink_log_clear(k);
-        }
-        return VELO_OK;
-    }
-    PGresult *r = PQexec(k->conn, "COMMIT");
-    if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK &&
-        strcmp(PQcmdStatus(r), "COMMIT") == 0) {
-        PQclear(r);
-        k->in_tx = 0;
-        pg_sink_log_clear(k);
-        return VELO_OK;
-    }
-    if (pg_conn_lost(k->conn, r)) {
-        k->commit_in_doubt = 1;
-        return pg_sink_failed(k, "committing", r);
-    }
-    if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK) {
-        /* "ROLLBACK": the transaction had failed. */
+    if (rc != 0) {
+        /* The payload is a view, not a C string: bound what is shown. */
         velo_plg_error(k->ins,
-                       "committing into table %s at %s: the server "
-                       "rolled the transaction back",
-                       k->t.table, k->t.redacted);
-        PQclear(r);
+                       "sink %s: a row is not a JSON object: '%.*s'; the "
+                       "PostgreSQL sink needs '%s.format' = 'json'",
+                       k->name, (int)(len < 80 ? len : 80), p, k->name);
         return VELO_ERR;
     }
-    return pg_sink_failed(k, "committing", r);
+    struct pg_seg *s = b->nsegs ? &b->segs[b->nsegs - 1] : NULL;
+    if (s == NULL || !pg_sink_fits(k, b, s)) {
+        if (pg_sink_new_seg(k, b) != VELO_OK) {
+            return VELO_ERR;
+        }
+        s = &b->segs[b->nsegs - 1];
+        if (!pg_sink_fits(k, b, s)) {
+            /* The same key twice in one object. */
+            velo_plg_error(k->ins, "sink %s: a row names a column twice",
+                           k->name);
+            return VELO_ERR;
+        }
+    }
+    if (b->rows == 0) {
+        /* create.table takes its column types from the first row. */
+        b->kinds.len = 0;
+        for (size_t c = 0; c < s->ncols; c++) {
+            char kind =
+                (char)(k->col_kv[c] < 0 ? PG_K_NULL : k->kv[k->col_kv[c]].kind);
+            if (pg_buf_add(&b->kinds, &kind, 1) != VELO_OK) {
+                velo_plg_error(k->ins, "out of memory");
+                return VELO_ERR;
+            }
+        }
+    }
+    /* The COPY line: values tab-separated, \N for NULL; upsert adds the
+     * row's number in the segment and whether it deletes. */
+    if (pg_buf_reserve(&b->copy, k->row_vals.len + s->ncols * 3 + 32) !=
+        VELO_OK) {
+        velo_plg_error(k->ins, "out of memory");
+        return VELO_ERR;
+    }
+    struct pg_buf *o = &b->copy;
+    for (size_t c = 0; c < s->ncols; c++) {
+        if (c > 0) {
+            o->data[o->len++] = '\t';
+        }
+        long i = k->col_kv[c];
+        if (i < 0 || k->kv[i].null) {
+            o->data[o->len++] = '\\';
+            o->data[o->len++] = 'N';
+        } else {
+            memcpy(o->data + o->len, k->row_vals.data + k->kv[i].vo,
+                   k->kv[i].vl);
+            o->len += k->kv[i].vl;
+        }
+    }
+    if (k->upsert) {
+        o->len += (size_t)snprintf(o->data + o->len, 26, "\t%zu\t%c", s->rows,
+                                   del ? 't' : 'f');
+        s->has_delete |= del;
+    }
+    o->data[o->len++] = '\n';
+    s->data_len = o->len - s->data_off;
+    s->rows++;
+    b->rows++;
+    return VELO_OK;
+}
+
+/* ---- the batch's statement ---------------------------------------------- */
+
+/* "k1, k2" quoted, with a prefix before each ("s." or ""). */
+static int pg_sink_key_list(struct pg_sink *k, struct pg_buf *b,
+                            const char *prefix)
+{
+    for (size_t i = 0; i < k->nkeys; i++) {
+        if ((i > 0 && pg_buf_adds(b, ", ") != VELO_OK) ||
+            pg_buf_adds(b, prefix) != VELO_OK ||
+            pg_sink_quote(k, b, k->keys[i]) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
+static int pg_sink_col_list(struct pg_sink *k, struct pg_buf *o,
+                            const struct pg_batch *b, const struct pg_seg *s)
+{
+    for (size_t c = 0; c < s->ncols; c++) {
+        if ((c > 0 && pg_buf_adds(o, ", ") != VELO_OK) ||
+            pg_sink_quote(k, o, pg_batch_col(b, s, c)) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
+    return VELO_OK;
+}
+
+/* CREATE TABLE from the first row, when create.table and the table is
+ * missing: NUMERIC for numbers, BOOLEAN, JSONB for objects and arrays,
+ * TEXT for the rest (strings, and nulls whose type is unknown). */
+static int pg_sink_sql_create(struct pg_sink *k, struct pg_buf *o,
+                              const struct pg_batch *b)
+{
+    const struct pg_seg *s = &b->segs[0];
+    int ok = pg_buf_adds(o, "CREATE TABLE IF NOT EXISTS ") == VELO_OK &&
+             pg_buf_adds(o, k->qtable) == VELO_OK &&
+             pg_buf_adds(o, " (") == VELO_OK;
+    for (size_t c = 0; ok && c < s->ncols; c++) {
+        int kind = c < b->kinds.len ? b->kinds.data[c] : PG_K_TEXT;
+        const char *type = kind == PG_K_NUMBER ? " NUMERIC"
+                           : kind == PG_K_BOOL ? " BOOLEAN"
+                           : kind == PG_K_JSON ? " JSONB"
+                                               : " TEXT";
+        ok = (c == 0 || pg_buf_adds(o, ", ") == VELO_OK) &&
+             pg_sink_quote(k, o, pg_batch_col(b, s, c)) == VELO_OK &&
+             pg_buf_adds(o, type) == VELO_OK;
+    }
+    if (ok && k->nkeys > 0) {
+        ok = pg_buf_adds(o, ", PRIMARY KEY (") == VELO_OK &&
+             pg_sink_key_list(k, o, "") == VELO_OK &&
+             pg_buf_adds(o, ")") == VELO_OK;
+    }
+    return ok && pg_buf_adds(o, "); ") == VELO_OK ? VELO_OK : VELO_ERR;
+}
+
+/* One upsert segment: staging table, COPY, merge. */
+static int pg_sink_sql_upsert(struct pg_sink *k, struct pg_buf *o,
+                              const struct pg_batch *b, size_t si)
+{
+    const struct pg_seg *s = &b->segs[si];
+    char stage[48];
+    snprintf(stage, sizeof(stage), "pg_temp.velo_stage_%zu", si);
+    /* The staging table has the target's column types (selected by name:
+     * a column the table lacks is the server's clear error), no
+     * constraints, and lives until COMMIT. */
+    int ok = pg_buf_adds(o, "CREATE TEMP TABLE ") == VELO_OK &&
+             pg_buf_adds(o, stage + 8) == VELO_OK &&
+             pg_buf_adds(o, " ON COMMIT DROP AS SELECT ") == VELO_OK &&
+             pg_sink_col_list(k, o, b, s) == VELO_OK &&
+             pg_buf_adds(o, ", NULL::bigint AS velo_rn, NULL::boolean AS "
+                            "velo_del FROM ") == VELO_OK &&
+             pg_buf_adds(o, k->qtable) == VELO_OK &&
+             pg_buf_adds(o, " WITH NO DATA; COPY ") == VELO_OK &&
+             pg_buf_adds(o, stage) == VELO_OK &&
+             pg_buf_adds(o, " FROM STDIN; ") == VELO_OK;
+    /* The last row of each key, by row number. */
+    struct pg_buf last = {0};
+    ok = ok && pg_buf_adds(&last, "(SELECT DISTINCT ON (") == VELO_OK &&
+         pg_sink_key_list(k, &last, "") == VELO_OK &&
+         pg_buf_adds(&last, ") * FROM ") == VELO_OK &&
+         pg_buf_adds(&last, stage) == VELO_OK &&
+         pg_buf_adds(&last, " ORDER BY ") == VELO_OK &&
+         pg_sink_key_list(k, &last, "") == VELO_OK &&
+         pg_buf_adds(&last, ", velo_rn DESC) s") == VELO_OK;
+    if (ok && s->has_delete) {
+        ok = pg_buf_adds(o, "DELETE FROM ") == VELO_OK &&
+             pg_buf_adds(o, k->qtable) == VELO_OK &&
+             pg_buf_adds(o, " t USING ") == VELO_OK &&
+             pg_buf_adds(o, last.data) == VELO_OK &&
+             pg_buf_adds(o, " WHERE s.velo_del") == VELO_OK;
+        for (size_t i = 0; ok && i < k->nkeys; i++) {
+            ok = pg_buf_adds(o, " AND t.") == VELO_OK &&
+                 pg_sink_quote(k, o, k->keys[i]) == VELO_OK &&
+                 pg_buf_adds(o, " = s.") == VELO_OK &&
+                 pg_sink_quote(k, o, k->keys[i]) == VELO_OK;
+        }
+        ok = ok && pg_buf_adds(o, "; ") == VELO_OK;
+    }
+    ok = ok && pg_buf_adds(o, "INSERT INTO ") == VELO_OK &&
+         pg_buf_adds(o, k->qtable) == VELO_OK &&
+         pg_buf_adds(o, " (") == VELO_OK &&
+         pg_sink_col_list(k, o, b, s) == VELO_OK &&
+         pg_buf_adds(o, ") SELECT ") == VELO_OK;
+    for (size_t c = 0; ok && c < s->ncols; c++) {
+        ok = pg_buf_adds(o, c ? ", s." : "s.") == VELO_OK &&
+             pg_sink_quote(k, o, pg_batch_col(b, s, c)) == VELO_OK;
+    }
+    ok = ok && pg_buf_adds(o, " FROM ") == VELO_OK &&
+         pg_buf_adds(o, last.data) == VELO_OK &&
+         pg_buf_adds(o, " WHERE NOT s.velo_del ON CONFLICT (") == VELO_OK &&
+         pg_sink_key_list(k, o, "") == VELO_OK;
+    pg_buf_free(&last);
+    size_t nset = 0;
+    for (size_t c = 0; ok && c < s->ncols; c++) {
+        const char *col = pg_batch_col(b, s, c);
+        int is_key = 0;
+        for (size_t i = 0; i < k->nkeys; i++) {
+            is_key |= strcmp(k->keys[i], col) == 0;
+        }
+        if (is_key) {
+            continue;
+        }
+        ok = pg_buf_adds(o, nset++ ? ", " : ") DO UPDATE SET ") == VELO_OK &&
+             pg_sink_quote(k, o, col) == VELO_OK &&
+             pg_buf_adds(o, " = EXCLUDED.") == VELO_OK &&
+             pg_sink_quote(k, o, col) == VELO_OK;
+    }
+    if (ok && nset == 0) {
+        ok = pg_buf_adds(o, ") DO NOTHING") == VELO_OK;
+    }
+    return ok && pg_buf_adds(o, "; ") == VELO_OK ? VELO_OK : VELO_ERR;
+}
+
+static int pg_sink_build_sql(struct pg_sink *k, const struct pg_batch *b)
+{
+    struct pg_buf *o = &k->sql;
+    o->len = 0;
+    /* The txid tells, after a lost COMMIT answer, whether it happened. */
+    int ok = pg_buf_adds(o, "BEGIN; SELECT txid_current(); ") == VELO_OK;
+    if (ok && !k->table_checked && k->t.create_table) {
+        ok = pg_sink_sql_create(k, o, b) == VELO_OK;
+    }
+    for (size_t si = 0; ok && si < b->nsegs; si++) {
+        if (k->upsert) {
+            ok = pg_sink_sql_upsert(k, o, b, si) == VELO_OK;
+            continue;
+        }
+        ok = pg_buf_adds(o, "COPY ") == VELO_OK &&
+             pg_buf_adds(o, k->qtable) == VELO_OK &&
+             pg_buf_adds(o, " (") == VELO_OK &&
+             pg_sink_col_list(k, o, b, &b->segs[si]) == VELO_OK &&
+             pg_buf_adds(o, ") FROM STDIN; ") == VELO_OK;
+    }
+    ok = ok && pg_buf_adds(o, "COMMIT") == VELO_OK;
+    return ok ? VELO_OK : VELO_ERR;
+}
+
+/* ---- the state machine -------------------------------------------------- */
+
+/* The batch in flight committed. */
+static void pg_sink_done(struct pg_sink *k)
+{
+    struct pg_batch *fly = &k->b[!k->fill];
+    k->rows_committed += (int64_t)fly->rows;
+    pg_sink_metric_add(k, k->m_out, (double)fly->rows);
+    pg_sink_metric_add(k, k->m_bytes_out, (double)fly->copy.len);
+    pg_batch_clear(fly);
+    k->flying = 0;
+    k->state = PG_IDLE;
+    k->losses = 0;
+    k->table_checked = 1;
+}
+
+/* Send the batch in flight. @return VELO_OK, VELO_AGAIN (lost), VELO_ERR. */
+static int pg_sink_send(struct pg_sink *k)
+{
+    struct pg_batch *fly = &k->b[!k->fill];
+    if (pg_sink_build_sql(k, fly) != VELO_OK) {
+        velo_plg_error(k->ins, "out of memory");
+        k->failed = 1;
+        return VELO_ERR;
+    }
+    if (!PQsendQuery(k->conn, k->sql.data)) {
+        pg_sink_lost(k, "sending a batch", NULL);
+        return VELO_AGAIN;
+    }
+    k->state = PG_RESULTS;
+    k->seg_at = 0;
+    k->put_off = 0;
+    k->unflushed = 0;
+    k->end_sent = 0;
+    k->committed = 0;
+    k->xid[0] = '\0';
+    return VELO_OK;
+}
+
+/* Read the results libpq has. @return VELO_OK (moved or waits for more),
+ * VELO_AGAIN (lost), VELO_ERR. */
+static int pg_sink_results(struct pg_sink *k)
+{
+    while (k->state == PG_RESULTS && !PQisBusy(k->conn)) {
+        PGresult *r = PQgetResult(k->conn);
+        if (r == NULL) {
+            if (k->committed) {
+                pg_sink_done(k);
+                return VELO_OK;
+            }
+            /* Every failure comes as an error result first; an end
+             * without COMMIT is a broken connection. */
+            pg_sink_lost(k, "waiting for COMMIT", NULL);
+            return VELO_AGAIN;
+        }
+        switch (PQresultStatus(r)) {
+        case PGRES_COPY_IN:
+            PQclear(r);
+            if (k->seg_at >= k->b[!k->fill].nsegs) {
+                velo_plg_error(k->ins,
+                               "sink %s: the server asked for more "
+                               "COPY data than the batch has",
+                               k->name);
+                k->failed = 1;
+                return VELO_ERR;
+            }
+            k->state = PG_COPYING;
+            k->put_off = 0;
+            return VELO_OK;
+        case PGRES_TUPLES_OK:
+            if (PQntuples(r) == 1 && PQnfields(r) == 1) {
+                snprintf(k->xid, sizeof(k->xid), "%s", PQgetvalue(r, 0, 0));
+            }
+            PQclear(r);
+            break;
+        case PGRES_COMMAND_OK: {
+            const char *tag = PQcmdStatus(r);
+            if (strcmp(tag, "COMMIT") == 0) {
+                k->committed = 1;
+            } else if (strcmp(tag, "ROLLBACK") == 0) {
+                velo_plg_error(k->ins,
+                               "sink %s: committing into table %s at %s: "
+                               "the server rolled the transaction back",
+                               k->name, k->t.table, k->t.redacted);
+                PQclear(r);
+                k->failed = 1;
+                return VELO_ERR;
+            }
+            PQclear(r);
+            break;
+        }
+        default:
+            return pg_sink_result_failed(k, r);
+        }
+    }
+    return VELO_OK;
+}
+
+/* Hand the current segment's data to libpq, then end the COPY.
+ * @return VELO_OK (moved, or waits for the socket), VELO_AGAIN, VELO_ERR. */
+static int pg_sink_copy(struct pg_sink *k)
+{
+    struct pg_batch *fly = &k->b[!k->fill];
+    const struct pg_seg *s = &fly->segs[k->seg_at];
+    while (k->put_off < s->data_len) {
+        /* libpq grows its buffer rather than refuse data: once a window
+         * of it is still waiting for the socket, wait for the socket
+         * (EV_WRITE), so libpq's copy stays bounded. A window of several
+         * pieces keeps the socket busy between the engine's turns. */
+        int f = PQflush(k->conn);
+        if (f < 0) {
+            k->state = PG_RESULTS; /* the connection's error follows */
+            return VELO_OK;
+        }
+        if (f == 0) {
+            k->unflushed = 0;
+        } else if (k->unflushed >= PG_COPY_WINDOW) {
+            k->want_write = 1;
+            return VELO_OK;
+        }
+        size_t n = s->data_len - k->put_off;
+        if (n > PG_COPY_CHUNK) {
+            n = PG_COPY_CHUNK;
+        }
+        int rc = PQputCopyData(
+            k->conn, fly->copy.data + s->data_off + k->put_off, (int)n);
+        if (rc == 0) {
+            k->want_write = 1; /* libpq's buffer is full: wait to write */
+            return VELO_OK;
+        }
+        if (rc < 0) {
+            /* The server ended the COPY (an error): its result says why. */
+            k->state = PG_RESULTS;
+            return VELO_OK;
+        }
+        k->put_off += n;
+        k->unflushed += n;
+    }
+    int rc = PQputCopyEnd(k->conn, NULL);
+    if (rc == 0) {
+        k->want_write = 1;
+        return VELO_OK;
+    }
+    if (rc > 0) {
+        k->seg_at++;
+        k->end_sent = k->seg_at == fly->nsegs;
+    }
+    k->state = PG_RESULTS;
+    return VELO_OK;
+}
+
+/* Move as far as possible without waiting. @return VELO_OK (check
+ * k->flying and the fill batch for where things are), VELO_ERR. */
+static int pg_sink_advance(struct pg_sink *k)
+{
+    for (int guard = 0; guard < 1000; guard++) {
+        if (k->failed) {
+            return VELO_ERR;
+        }
+        if (k->broken) {
+            int rc = pg_sink_ready(k);
+            if (rc == VELO_ERR) {
+                k->failed = 1;
+                return VELO_ERR;
+            }
+            if (rc == VELO_AGAIN) {
+                pg_sink_metric_pending(k);
+                return VELO_OK;
+            }
+        }
+        /* Idle too: a server that closed the connection makes the
+         * socket readable for good, and must be noticed, not spun on. */
+        if (PQconsumeInput(k->conn) == 0 ||
+            PQstatus(k->conn) == CONNECTION_BAD) {
+            pg_sink_lost(k, k->upsert ? "upserting rows" : "inserting rows",
+                         NULL);
+            continue;
+        }
+        int rc = VELO_OK;
+        enum pg_state before = k->state;
+        int flying_before = k->flying;
+        size_t seg_before = k->seg_at, off_before = k->put_off;
+        switch (k->state) {
+        case PG_IDLE:
+            if (!k->flying) {
+                struct pg_batch *f = &k->b[k->fill];
+                if (f->rows == 0 || (!k->flush_wanted &&
+                                     f->rows < (size_t)k->conf.insert_rows)) {
+                    break;
+                }
+                k->fill = !k->fill;
+                k->flying = 1;
+            }
+            rc = pg_sink_send(k);
+            break;
+        case PG_RESULTS:
+            rc = pg_sink_results(k);
+            break;
+        case PG_COPYING:
+            rc = pg_sink_copy(k);
+            break;
+        }
+        if (rc == VELO_ERR) {
+            return VELO_ERR;
+        }
+        if (k->conn != NULL) {
+            int f = PQflush(k->conn);
+            if (f < 0) {
+                pg_sink_lost(k, "sending", NULL);
+                continue;
+            }
+            k->want_write = f == 1;
+            pg_sink_watch(k);
+        }
+        if (rc == VELO_AGAIN) {
+            continue; /* lost: reconnect now if the backoff allows */
+        }
+        if (k->state == before && k->flying == flying_before &&
+            k->seg_at == seg_before && k->put_off == off_before) {
+            break; /* waits for the socket */
+        }
+    }
+    pg_sink_metric_pending(k);
+    return VELO_OK;
+}
+
+static void pg_sink_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_sink *k = arg;
+    (void)fd;
+    (void)what;
+    int flying = k->flying;
+    int rc = pg_sink_advance(k);
+    /* A batch committed (room, or a flush can finish), or it failed, or
+     * the connection went (the engine's next call reconnects). */
+    if (k->wake != NULL &&
+        (rc != VELO_OK || k->flying != flying || k->broken)) {
+        k->wake(k->wake_arg);
+    }
+}
+
+/* An engine without a loop: wait on the socket here. */
+static void pg_sink_wait_socket(struct pg_sink *k)
+{
+    if (k->conn == NULL) {
+        poll(NULL, 0, 20);
+        return;
+    }
+    struct pollfd p = {.fd = PQsocket(k->conn),
+                       .events =
+                           (short)(POLLIN | (k->want_write ? POLLOUT : 0))};
+    poll(&p, 1, 100);
 }
 
 /* ---- vtable ------------------------------------------------------------- */
@@ -839,30 +1534,20 @@ static void pg_sink_free(struct pg_sink *k)
     if (k == NULL) {
         return;
     }
-    if (k->conn != NULL) {
-        /* An open transaction is rolled back: only flushed rows count. */
-        PQfinish(k->conn);
-    }
+    /* An open transaction is rolled back: only flushed rows count. */
+    pg_sink_drop_conn(k);
     for (size_t i = 0; i < k->nkeys; i++) {
         free(k->keys[i]);
     }
     free(k->keys);
     free(k->qtable);
-    pg_buf_free(&k->log);
+    pg_batch_free(&k->b[0]);
+    pg_batch_free(&k->b[1]);
+    pg_buf_free(&k->row_keys);
+    pg_buf_free(&k->row_vals);
     pg_buf_free(&k->sql);
-    free(k->row_off);
-    free(k->row_len);
-    pg_sink_clear_stmt(k, 0);
-    for (size_t i = 0; i < k->parsed_cap; i++) {
-        json_decref(k->parsed[i]);
-    }
-    free(k->parsed);
-    free(k->vals);
-    free(k->num);
-    free(k->dumps);
-    free(k->cols);
-    free(k->kh);
-    free(k->kidx);
+    free(k->kv);
+    free(k->col_kv);
     pg_target_free(&k->t);
     free(k);
 }
@@ -903,6 +1588,22 @@ static int pg_sink_parse_keys(struct pg_sink *k)
     return VELO_OK;
 }
 
+/* Does the table exist? @return 1, 0, or -1 (err set). */
+static int pg_sink_table_exists(struct pg_sink *k, char *err, size_t errlen)
+{
+    const char *params[1] = {k->qtable};
+    PGresult *r = PQexecParams(k->conn, "SELECT to_regclass($1) IS NOT NULL", 1,
+                               NULL, params, NULL, NULL, 0);
+    if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_result_message(k->conn, r, err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    int exists = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return exists;
+}
+
 int pg_sink_create(struct velo_instance *ins, const void *config,
                    const struct velo_connector_ctx *ctx)
 {
@@ -914,6 +1615,9 @@ int pg_sink_create(struct velo_instance *ins, const void *config,
     k->ins = ins;
     k->conf = *(const struct pg_conf *)config;
     k->name = ctx->name ? ctx->name : "x";
+    k->base = ctx->base;
+    k->wake = ctx->wake;
+    k->wake_arg = ctx->wake_arg;
     if (pg_target_init(ins, &k->conf, ctx, &k->t) != VELO_OK) {
         free(k);
         return VELO_ERR;
@@ -955,8 +1659,8 @@ int pg_sink_create(struct velo_instance *ins, const void *config,
                        t->redacted, k->name);
         goto fail;
     }
-    if (k->conf.insert_rows <= 0 || k->conf.insert_rows > 10000) {
-        velo_plg_error(ins, "insert.rows must be 1 to 10000");
+    if (k->conf.insert_rows <= 0 || k->conf.insert_rows > 10000000) {
+        velo_plg_error(ins, "%s.insert.rows must be 1 to 10000000", k->name);
         goto fail;
     }
     char err[512];
@@ -972,9 +1676,10 @@ int pg_sink_create(struct velo_instance *ins, const void *config,
     }
     /* A missing table is an error now, unless create.table makes it from
      * the first row. */
-    int rc = VELO_OK;
-    int exists = pg_sink_table_exists(k, &rc);
+    int exists = pg_sink_table_exists(k, err, sizeof(err));
     if (exists < 0) {
+        velo_plg_error(ins, "%s: checking table %s: %s", t->redacted, t->table,
+                       err);
         goto fail;
     }
     if (!exists && !t->create_table) {
@@ -985,6 +1690,14 @@ int pg_sink_create(struct velo_instance *ins, const void *config,
         goto fail;
     }
     k->table_checked = exists;
+    if (PQsetnonblocking(k->conn, 1) != 0) {
+        pg_message(PQerrorMessage(k->conn), err, sizeof(err));
+        velo_plg_error(ins, "%s: cannot make the connection nonblocking: %s",
+                       t->redacted, err);
+        goto fail;
+    }
+    pg_sink_metrics_init(k);
+    pg_sink_watch(k);
     ins->context = k;
     return VELO_OK;
 fail:
@@ -997,9 +1710,16 @@ int pg_sink_write(struct velo_instance *ins, const struct velo_str *recs,
 {
     struct pg_sink *k = ins->context;
     (void)meta;
-    int rc = pg_sink_ready(k);
-    if (rc != VELO_OK) {
-        return rc; /* not accepted: the engine writes them again */
+    if (pg_sink_advance(k) != VELO_OK) {
+        return VELO_ERR;
+    }
+    /* Back-pressure: a batch in flight (or no connection to send one on)
+     * and the next one full. */
+    const struct pg_batch *f = &k->b[k->fill];
+    if ((k->flying || k->broken) &&
+        ((k->conf.max_tx_rows > 0 && f->rows >= (size_t)k->conf.max_tx_rows) ||
+         f->copy.len >= PG_FILL_MAX_BYTES)) {
+        return VELO_AGAIN; /* none taken: the engine repeats the call */
     }
     /* One row per payload (record sink); a payload of several JSON lines
      * is split, so the sink also works with a byte-stream engine. */
@@ -1013,52 +1733,52 @@ int pg_sink_write(struct velo_instance *ins, const struct velo_str *recs,
             if (len > 0 && e[-1] == '\r') {
                 len--;
             }
-            if (len > 0 && pg_sink_log_row(k, p, len) != VELO_OK) {
-                velo_plg_error(ins, "out of memory");
+            if (len > 0 && pg_sink_take(k, p, len) != VELO_OK) {
+                k->failed = 1;
                 return VELO_ERR;
             }
             p = nl ? nl + 1 : end;
         }
     }
     /* The rows are ours now: a lost connection from here on is repaired
-     * by the next call, so it still answers OK. */
-    rc = pg_sink_pump(k, 0);
-    if (rc == VELO_OK && k->conf.max_tx_rows > 0 &&
-        k->nrows >= (size_t)k->conf.max_tx_rows) {
-        rc = pg_sink_pump(k, 1);
-        if (rc == VELO_OK) {
-            rc = pg_sink_commit(k);
-        }
-    }
-    return rc == VELO_ERR ? VELO_ERR : VELO_OK;
+     * by a later call, so this one still answers OK. */
+    return pg_sink_advance(k) == VELO_OK ? VELO_OK : VELO_ERR;
 }
 
 int pg_sink_flush(struct velo_instance *ins)
 {
     struct pg_sink *k = ins->context;
-    int rc = pg_sink_ready(k);
-    if (rc == VELO_OK) {
-        rc = pg_sink_pump(k, 1);
+    k->flush_wanted = 1;
+    for (;;) {
+        if (pg_sink_advance(k) != VELO_OK) {
+            return VELO_ERR;
+        }
+        if (!k->flying && k->b[k->fill].rows == 0) {
+            k->flush_wanted = 0;
+            return VELO_OK;
+        }
+        if (k->base != NULL) {
+            return VELO_AGAIN; /* the socket's event moves it on */
+        }
+        pg_sink_wait_socket(k);
     }
-    if (rc == VELO_OK) {
-        rc = pg_sink_commit(k);
-    }
-    return rc;
 }
 
 void pg_sink_destroy(struct velo_instance *ins)
 {
     struct pg_sink *k = ins->context;
-    if (k != NULL && k->nrows > 0) {
+    if (k == NULL) {
+        return;
+    }
+    size_t pending = pg_sink_pending_rows(k);
+    if (pending > 0) {
         velo_plg_warn(ins,
                       "%zu rows written to table %s since the last "
                       "flush were not committed",
-                      k->nrows, k->t.table);
+                      pending, k->t.table);
     }
-    if (k != NULL) {
-        velo_plg_debug(ins, "%lld rows committed, %lld reconnects",
-                       (long long)k->rows_committed, (long long)k->reconnects);
-    }
+    velo_plg_debug(ins, "%lld rows committed, %lld reconnects",
+                   (long long)k->rows_committed, (long long)k->reconnects);
     pg_sink_free(k);
     ins->context = NULL;
 }

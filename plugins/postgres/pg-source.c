@@ -5,13 +5,20 @@
  * Each row becomes one payload, a JSON object (the engine decodes it with
  * format json, the default for non-file sources).
  *
- * The calls are blocking libpq calls: the engine has no event loop for
- * plugins yet. They are bounded by connect.timeout and statement.timeout;
- * a FETCH of batch.size rows is the longest wait.
+ * Setup (connect, BEGIN, DECLARE) is blocking, bounded by connect.timeout
+ * and statement.timeout. Reading is not: each FETCH is sent with
+ * PQsendQuery on the nonblocking connection, the next one as soon as the
+ * rows of the last are handed out (so the server works while the engine
+ * does), and an event on PQsocket on the worker's loop collects the result
+ * and calls ctx->wake; source_read answers VELO_AGAIN while a FETCH is in
+ * flight.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "pg-internal.h"
 
@@ -46,12 +53,21 @@ struct pg_source {
     size_t offs_cap;
     int64_t rows; /* rows handed out so far */
     int done;
+    int in_flight; /* a FETCH was sent; its result is not in yet */
+    struct velo_instance *ins;
+    struct event_base *base; /* NULL: an engine without a loop */
+    struct event *ev;
+    void (*wake)(void *);
+    void *wake_arg;
 };
 
 static void pg_source_free(struct pg_source *s)
 {
     if (s == NULL) {
         return;
+    }
+    if (s->ev != NULL) {
+        event_free(s->ev);
     }
     if (s->res != NULL) {
         PQclear(s->res);
@@ -71,6 +87,9 @@ static void pg_source_free(struct pg_source *s)
     pg_target_free(&s->t);
     free(s);
 }
+
+static int pg_source_send_fetch(struct velo_instance *ins, struct pg_source *s);
+static void pg_source_on_read(evutil_socket_t fd, short what, void *arg);
 
 /* Run a command that returns no rows. @return VELO_OK or VELO_ERR with the
  * server's message in err. */
@@ -181,6 +200,29 @@ int pg_source_create(struct velo_instance *ins, const void *config,
         velo_plg_error(ins, "out of memory");
         goto fail;
     }
+    if (PQsetnonblocking(s->conn, 1) != 0) {
+        pg_message(PQerrorMessage(s->conn), err, sizeof(err));
+        velo_plg_error(ins, "%s: cannot make the connection nonblocking: %s",
+                       t->redacted, err);
+        goto fail;
+    }
+    s->ins = ins;
+    s->base = ctx->base;
+    s->wake = ctx->wake;
+    s->wake_arg = ctx->wake_arg;
+    if (s->base != NULL) {
+        s->ev = event_new(s->base, PQsocket(s->conn), EV_READ | EV_PERSIST,
+                          pg_source_on_read, s);
+        if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
+            velo_plg_error(ins, "%s: cannot watch the connection's socket",
+                           t->redacted);
+            goto fail;
+        }
+    }
+    /* The first FETCH runs while the engine sets the rest up. */
+    if (pg_source_send_fetch(ins, s) != VELO_OK) {
+        goto fail;
+    }
     velo_plg_debug(ins, "reading %s from %s", what, t->redacted);
     ins->context = s;
     info->bounded = 1;
@@ -275,27 +317,73 @@ static int pg_source_row(struct pg_source *s, int r)
     return pg_buf_add(b, "}", 1);
 }
 
-/* The next FETCH. @return VELO_OK (rows in res), VELO_DECLINED (the
- * cursor is exhausted; the transaction is closed), VELO_ERR. */
-static int pg_source_fetch(struct velo_instance *ins, struct pg_source *s)
+/* The cursor's end: the transaction only read, so closing the connection
+ * (which rolls it back) loses nothing and saves a round trip. */
+static int pg_source_end(struct velo_instance *ins, struct pg_source *s)
 {
-    if (s->res != NULL) {
-        PQclear(s->res);
-        s->res = NULL;
+    s->done = 1;
+    velo_plg_debug(ins, "snapshot done: %lld rows", (long long)s->rows);
+    if (s->ev != NULL) {
+        event_free(s->ev);
+        s->ev = NULL;
+    }
+    PQfinish(s->conn);
+    s->conn = NULL;
+    return VELO_DECLINED;
+}
+
+static void pg_source_fetch_failed(struct velo_instance *ins,
+                                   struct pg_source *s, const PGresult *r)
+{
+    char err[512];
+    pg_result_message(s->conn, r, err, sizeof(err));
+    char what[160];
+    pg_what(&s->t, what, sizeof(what));
+    velo_plg_error(ins, "reading %s from %s failed after %lld rows: %s%s", what,
+                   s->t.redacted, (long long)s->rows, err,
+                   pg_conn_lost(s->conn, r)
+                       ? " (a snapshot cannot resume on a new "
+                         "connection; run the query again)"
+                       : "");
+}
+
+/* Send the next FETCH. @return VELO_OK or VELO_ERR (logged). */
+static int pg_source_send_fetch(struct velo_instance *ins, struct pg_source *s)
+{
+    if (!PQsendQuery(s->conn, s->fetch_sql) || PQflush(s->conn) < 0) {
+        pg_source_fetch_failed(ins, s, NULL);
+        return VELO_ERR;
+    }
+    s->in_flight = 1;
+    return VELO_OK;
+}
+
+/* Collect the FETCH in flight without waiting. @return VELO_OK (rows in
+ * res), VELO_AGAIN (not in yet), VELO_DECLINED (the cursor is exhausted),
+ * VELO_ERR (logged). */
+static int pg_source_collect(struct velo_instance *ins, struct pg_source *s)
+{
+    if (PQflush(s->conn) < 0 || PQconsumeInput(s->conn) == 0) {
+        pg_source_fetch_failed(ins, s, NULL);
+        return VELO_ERR;
+    }
+    /* One result, then NULL once the server is ready again. */
+    while (s->in_flight && !PQisBusy(s->conn)) {
+        PGresult *r = PQgetResult(s->conn);
+        if (r == NULL) {
+            s->in_flight = 0;
+        } else if (s->res == NULL) {
+            s->res = r;
+        } else {
+            PQclear(r);
+        }
+    }
+    if (s->in_flight) {
+        return VELO_AGAIN;
     }
     s->next_row = 0;
-    s->res = PQexec(s->conn, s->fetch_sql);
-    char err[512];
     if (s->res == NULL || PQresultStatus(s->res) != PGRES_TUPLES_OK) {
-        pg_result_message(s->conn, s->res, err, sizeof(err));
-        char what[160];
-        pg_what(&s->t, what, sizeof(what));
-        velo_plg_error(ins, "reading %s from %s failed after %lld rows: %s%s",
-                       what, s->t.redacted, (long long)s->rows, err,
-                       pg_conn_lost(s->conn, s->res)
-                           ? " (a snapshot cannot resume on a new "
-                             "connection; run the query again)"
-                           : "");
+        pg_source_fetch_failed(ins, s, s->res);
         return VELO_ERR;
     }
     if (s->keys == NULL && pg_source_columns(s) != VELO_OK) {
@@ -305,16 +393,27 @@ static int pg_source_fetch(struct velo_instance *ins, struct pg_source *s)
     if (PQntuples(s->res) > 0) {
         return VELO_OK;
     }
-    s->done = 1;
-    if (pg_command(s->conn, "CLOSE " PG_CURSOR, err, sizeof(err)) != VELO_OK ||
-        pg_command(s->conn, "COMMIT", err, sizeof(err)) != VELO_OK) {
-        /* Everything was read; a failed close changes nothing read. */
-        velo_plg_warn(ins, "%s: closing the snapshot: %s", s->t.redacted, err);
+    return pg_source_end(ins, s);
+}
+
+/* The socket is readable: a FETCH's answer (or the connection's end). */
+static void pg_source_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_source *s = arg;
+    (void)fd;
+    (void)what;
+    int ok = PQconsumeInput(s->conn);
+    if (!s->in_flight && ok && PQstatus(s->conn) != CONNECTION_BAD) {
+        return;
     }
-    velo_plg_debug(ins, "snapshot done: %lld rows", (long long)s->rows);
-    PQfinish(s->conn);
-    s->conn = NULL;
-    return VELO_DECLINED;
+    if (!ok || PQstatus(s->conn) == CONNECTION_BAD) {
+        /* Closed: stop watching (it would stay readable); the next read
+         * reports it. */
+        event_del(s->ev);
+    }
+    if ((!ok || !PQisBusy(s->conn)) && s->wake != NULL) {
+        s->wake(s->wake_arg);
+    }
 }
 
 int pg_source_read(struct velo_instance *ins, struct velo_source_batch *out)
@@ -327,10 +426,23 @@ int pg_source_read(struct velo_instance *ins, struct velo_source_batch *out)
     if (s->done) {
         return VELO_DECLINED;
     }
-    if (s->res == NULL || s->next_row >= PQntuples(s->res)) {
-        int rc = pg_source_fetch(ins, s);
-        if (rc != VELO_OK) {
-            return rc;
+    if (s->res == NULL) {
+        if (!s->in_flight && pg_source_send_fetch(ins, s) != VELO_OK) {
+            return VELO_ERR;
+        }
+        for (;;) {
+            int rc = pg_source_collect(ins, s);
+            if (rc != VELO_AGAIN) {
+                if (rc != VELO_OK) {
+                    return rc;
+                }
+                break;
+            }
+            if (s->base != NULL) {
+                return VELO_AGAIN; /* the socket's event wakes the engine */
+            }
+            struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+            poll(&p, 1, 100);
         }
     }
     size_t avail = (size_t)(PQntuples(s->res) - s->next_row);
@@ -365,6 +477,19 @@ int pg_source_read(struct velo_instance *ins, struct velo_source_batch *out)
     out->count = n;
     s->next_row += (int)n;
     s->rows += (int64_t)n;
+    if (s->next_row >= PQntuples(s->res)) {
+        /* The payloads live in s->out: the result can go, and the next
+         * FETCH is sent now, to be read while the engine works. A short
+         * FETCH was the cursor's last. */
+        int last = PQntuples(s->res) < s->t.batch_size;
+        PQclear(s->res);
+        s->res = NULL;
+        if (last) {
+            pg_source_end(ins, s);
+        } else if (pg_source_send_fetch(ins, s) != VELO_OK) {
+            return VELO_ERR;
+        }
+    }
     return VELO_OK;
 }
 

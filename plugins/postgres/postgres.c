@@ -1,11 +1,11 @@
 /*
- * PostgreSQL connector plugin (libpq): a snapshot source read with a
- * server-side cursor, and a sink that inserts or upserts rows in one
- * transaction per engine flush. Used from SQL as postgres://... or with
- * '<name>.type' = 'postgres_source' | 'postgres_sink'. Mode 'cdc' reads a
- * table's changes over logical replication (pg-cdc.c); lookups serve
- * stream-table joins (pg-lookup.c); introspection lists and describes
- * tables (pg-introspect.c).
+ * PostgreSQL connector plugin (libpq, nonblocking on the worker's event
+ * loop): a snapshot source read with a server-side cursor, and a sink that
+ * inserts or upserts rows with COPY, one transaction per batch. Used from
+ * SQL as postgres://... or with '<name>.type' = 'postgres_source' |
+ * 'postgres_sink'. Mode 'cdc' reads a table's changes over logical
+ * replication (pg-cdc.c); lookups serve stream-table joins (pg-lookup.c);
+ * introspection lists and describes tables (pg-introspect.c).
  * docs/connectors/postgres.md describes every property.
  */
 #include <stddef.h>
@@ -32,10 +32,12 @@ static const struct velo_config_map pg_config[] = {
      offsetof(struct pg_conf, batch_size), "source: rows per FETCH"},
     {VELO_CONFIG_INT, "insert.rows", "500",
      offsetof(struct pg_conf, insert_rows),
-     "sink: rows per INSERT statement (1 to 10000)"},
+     "sink: rows that make a batch (one COPY transaction) sent without "
+     "waiting for a flush (1 to 10000000)"},
     {VELO_CONFIG_INT, "max.transaction.rows", "100000",
      offsetof(struct pg_conf, max_tx_rows),
-     "sink: commit on its own past this many rows (0: only at flush)"},
+     "sink: rows the next batch takes while one is in flight (0: no "
+     "limit but 64 MiB)"},
     {VELO_CONFIG_DURATION, "connect.timeout", "10s",
      offsetof(struct pg_conf, connect_timeout),
      "how long a connection attempt may take"},

@@ -17,6 +17,13 @@ slot_active() {
 # replayed by the server after the drop, and must be skipped by the source.
 velo_bg out.csv out.err --format csv -e "SELECT id FROM s LIMIT 10000000 WITH ('s.type'='postgres_source', 's.url'='$PG_URL', 's.table'='big', 's.mode'='cdc', 's.slot'='velo_big', 's.snapshot'='false')"
 wait_for "the walsender is up" 30 slot_active
+# An idle stream: its socket is watched on the loop, which must not spin
+# (under 0.3 s of CPU in 2 s).
+hz="$(getconf CLK_TCK)"
+t0="$(awk '{ print $14 + $15 }' "/proc/$VPID/stat")"; sleep 2
+t1="$(awk '{ print $14 + $15 }' "/proc/$VPID/stat")"
+check "an idle stream does not spin ($((t1 - t0)) ticks in 2 s)" \
+  test $((t1 - t0)) -lt $((hz * 3 / 10))
 psql_db -c "INSERT INTO big SELECT g, 'small' FROM generate_series(1, 100) g"
 psql_db -c "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(101, 300100) g"
 # Cut the stream once part of the big transaction has been read.

@@ -12,6 +12,17 @@ awk -v n=$N 'BEGIN { for (i = 1; i <= n; i++)
   printf "{\"id\":%d,\"grp\":%d,\"val\":\"v%d\"}\n", i, i % 13, i }' >in.jsonl
 psql_db -c "CREATE TABLE big (id bigint, grp int, val text)" \
         -c "CREATE TABLE big2 (id bigint, grp int, val text)"
+# COPY writes 200000 rows in well under a second: a statement trigger that
+# sleeps keeps every batch's transaction open long enough for the backend
+# to be terminated (or the server stopped) in the middle of it.
+psql_db <<'SQL'
+CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+CREATE TRIGGER slow AFTER INSERT ON big FOR EACH STATEMENT
+  EXECUTE FUNCTION slow_batch();
+CREATE TRIGGER slow AFTER INSERT ON big2 FOR EACH STATEMENT
+  EXECUTE FUNCTION slow_batch();
+SQL
 APP=velo-reconnect-test
 
 # backend_pid: the sink's backend once it is inside a transaction.
@@ -19,8 +30,8 @@ backend_pid() {
   pg_val "SELECT pid FROM pg_stat_activity WHERE application_name = '$APP' AND xact_start IS NOT NULL LIMIT 1" 2>/dev/null || true
 }
 
-# Run 1: kill the sink's backend twice while it writes (smaller statements
-# make the write last long enough for both on a fast machine).
+# Run 1: kill the sink's backend twice while it writes (small batches make
+# several transactions).
 velo_run -e "INSERT INTO b SELECT * FROM 'file://in.jsonl' WITH ('b.type'='postgres_sink', 'b.url'='$PG_URL', 'b.table'='big', 'b.application.name'='$APP', 'b.max.transaction.rows'='60000', 'b.insert.rows'='100')" 2>run1.txt &
 VPID=$!
 killed=0

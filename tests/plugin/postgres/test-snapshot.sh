@@ -42,6 +42,13 @@ check "named form with 'src.url' and 'src.table'; NULL is null" \
 out="$(velo_run --format csv -e "SELECT COUNT(*) AS c, SUM(n) AS s, MIN(n) AS lo, MAX(n) AS hi FROM src EMIT FINAL WITH ('src.type'='postgres_source', 'src.url'='$PG_URL', 'src.table'='nums', 'src.batch.size'='1000')")"
 check "25000 rows over 25 FETCHes: count and sum exact" \
   test "$out" = $'c,s,lo,hi\n25000,312512500,1,25000'
+# FETCHes of 7000: the fourth is short and the last (no empty FETCH after).
+out="$(velo_run --format csv -e "SELECT COUNT(*) AS c, SUM(n) AS s FROM src EMIT FINAL WITH ('src.type'='postgres_source', 'src.url'='$PG_URL', 'src.table'='nums', 'src.batch.size'='7000')")"
+check "25000 rows in FETCHes of 7000 (the last one short): exact" \
+  test "$out" = $'c,s\n25000,312512500'
+# An empty result: the source ends at once, with no rows.
+out="$(velo_run --format csv -e "SELECT n FROM src WITH ('src.type'='postgres_source', 'src.url'='$PG_URL', 'src.query'='SELECT n FROM nums WHERE n < 0', 'src.schema'='n BIGINT')")"
+check "an empty result: no rows, the run ends" test -z "$(echo "$out" | tail -n +2)"
 
 # A query with GROUP BY in PostgreSQL, then more SQL in velo over it.
 out="$(velo_run --format csv -e "SELECT bucket, c FROM g WHERE c > 3571 ORDER BY bucket WITH ('g.type'='postgres_source', 'g.url'='$PG_URL', 'g.query'='SELECT bucket, count(*) AS c FROM nums GROUP BY bucket')")"
