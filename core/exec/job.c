@@ -782,6 +782,17 @@ static void job_wait(struct velo_job *j)
     evtimer_del(j->idle_ev);
 }
 
+/* A wait outside the run loop's turn (a full sink, a flush waiting for
+ * its replies, the first data of a source): the caller's turn hook runs
+ * too, so `--metrics-port` answers scrapes while a sink reconnects. */
+static void job_wait_blocked(struct velo_job *j)
+{
+    if (j->opts.on_turn != NULL) {
+        j->opts.on_turn(j->opts.turn_arg, 1);
+    }
+    job_wait(j);
+}
+
 /* Between batches: let the connectors' socket callbacks run (replies,
  * reconnect timers) without waiting. */
 static void job_poll_loop(struct velo_job *j)
@@ -914,7 +925,7 @@ static int source_sample(struct velo_job *j, struct job_source *s,
             if (s->info.byte_stream && s->carry.len > 0) {
                 break; /* the source paused: sample what came */
             }
-            job_wait(j);
+            job_wait_blocked(j);
             continue;
         }
         if (rc != VELO_OK) {
@@ -1101,7 +1112,7 @@ static int sink_write_all(struct job_sink *k, const struct velo_str *recs,
         if (rc != VELO_AGAIN) {
             break;
         }
-        job_wait(k->job);
+        job_wait_blocked(k->job);
     }
     velo_log_error("sink %s: write failed; the reason is logged above",
                    k->ps->name);
@@ -1410,7 +1421,7 @@ static int sink_on_finish(void *arg)
             k->job->failed = 1;
             return VELO_ERR;
         }
-        job_wait(k->job);
+        job_wait_blocked(k->job);
     }
 }
 
@@ -2164,7 +2175,7 @@ static int make_sinks_durable(struct velo_job *j)
                 j->failed = 1;
                 return VELO_ERR;
             }
-            job_wait(j);
+            job_wait_blocked(j);
         }
     }
     return VELO_OK;
