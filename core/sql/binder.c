@@ -1994,6 +1994,15 @@ static struct velo_expr *bind_call(struct binder *b, const struct ast_expr *e)
         if (strcmp(name, "NULLIF") == 0 && !e->star && !e->distinct) {
             return bind_nullif(b, e);
         }
+        if (strcmp(name, "JSON_OBJECT") == 0 &&
+            (e->nargs == 0 || e->nargs % 2 != 0)) {
+            bind_error(b, e->pos, "V4003",
+                       "write JSON_OBJECT('name', value, 'name2', value2)",
+                       "JSON_OBJECT takes name, value pairs, not %zu "
+                       "argument(s)",
+                       e->nargs);
+            return NULL;
+        }
         if (velo_funcs_is_agg(b->env->funcs, name)) {
             return bind_agg_call(b, e);
         }
