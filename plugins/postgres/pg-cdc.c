@@ -47,6 +47,14 @@
  * the confirmed LSN too, and what this run already handed out (whole
  * transactions by commit LSN, and the first n changes of a partly handed
  * out one) is skipped, so nothing repeats within a run.
+ *
+ * Reconnecting does not block the worker (other sources of the job keep
+ * flowing while the database is unreachable): PQconnectStartParams, then
+ * PQconnectPoll when the socket's event says it is ready, then
+ * START_REPLICATION sent with PQsendQuery and its COPY BOTH answer read
+ * the same way; each attempt is bounded by connect.timeout, and the
+ * backoff between attempts (100 ms doubling to 5 s) ends on a timer on
+ * the loop, which wakes the engine once the stream is back.
  */
 #include <ctype.h>
 #include <poll.h>
@@ -121,9 +129,19 @@ struct cdc_source {
     int64_t last_status_ms;
     int status_pending; /* a status update is owed (keepalive asked) */
 
-    /* reconnect */
+    /* reconnect: nonblocking, driven by the new connection's socket (on
+     * s->ev) and a timer (the end of a backoff, an attempt's deadline) */
     int lost;
     int64_t lost_since_ms, retry_at_ms, backoff_ms;
+    int connecting; /* 1: PQconnectPoll; 2: START_REPLICATION sent */
+    PostgresPollingStatusType connect_poll; /* what it waits for */
+    int64_t attempt_deadline, attempts;
+    short ev_flags; /* of s->ev while connecting */
+    int ev_fd;
+    struct event *retry_ev;
+    int64_t retry_due; /* when retry_ev fires, 0: not armed */
+    int failed;        /* gave up reconnecting (logged) */
+    char last_err[512];
 
     /* a message that did not fit the last batch */
     char *held;
@@ -704,20 +722,36 @@ static void cdc_unwatch(struct cdc_source *s)
         event_free(s->ev);
         s->ev = NULL;
     }
+    s->ev_flags = 0;
+    s->ev_fd = -1;
 }
+
+static void cdc_start_cmd(const struct cdc_source *s, uint64_t lsn, char *cmd,
+                          size_t len)
+{
+    snprintf(cmd, len,
+             "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
+             "publication_names '%s')",
+             s->slot, (unsigned)(lsn >> 32), (unsigned)lsn, s->publication);
+}
+
+static int cdc_stream_begin(struct cdc_source *s, char *err, size_t errlen);
 
 /* START_REPLICATION from `lsn` and switch the socket to nonblocking. */
 static int cdc_start(struct cdc_source *s, uint64_t lsn, char *err,
                      size_t errlen)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd),
-             "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '1', "
-             "publication_names '%s')",
-             s->slot, (unsigned)(lsn >> 32), (unsigned)lsn, s->publication);
+    cdc_start_cmd(s, lsn, cmd, sizeof(cmd));
     if (cdc_exec(s->repl, cmd, PGRES_COPY_BOTH, NULL, err, errlen) != VELO_OK) {
         return VELO_ERR;
     }
+    return cdc_stream_begin(s, err, errlen);
+}
+
+/* The stream is on (COPY BOTH): read it nonblocking, watched on the loop. */
+static int cdc_stream_begin(struct cdc_source *s, char *err, size_t errlen)
+{
     if (PQsetnonblocking(s->repl, 1) != 0) {
         pg_message(PQerrorMessage(s->repl), err, errlen);
         return VELO_ERR;
@@ -738,12 +772,17 @@ static int cdc_start(struct cdc_source *s, uint64_t lsn, char *err,
     return VELO_OK;
 }
 
+static void cdc_on_reconnect(evutil_socket_t fd, short what, void *arg);
+
 static void cdc_free(struct cdc_source *s)
 {
     if (s == NULL) {
         return;
     }
     cdc_unwatch(s);
+    if (s->retry_ev != NULL) {
+        event_free(s->retry_ev);
+    }
     if (s->snap_ev != NULL) {
         event_free(s->snap_ev);
     }
@@ -780,6 +819,7 @@ int pg_cdc_create(struct velo_instance *ins, const struct pg_conf *conf,
         return VELO_ERR;
     }
     s->cdc = 1;
+    s->ev_fd = -1;
     s->ins = ins;
     s->conf = conf;
     s->base = ctx->base;
@@ -873,6 +913,13 @@ int pg_cdc_create(struct velo_instance *ins, const struct pg_conf *conf,
         if (cdc_start(s, s->start_lsn, err, sizeof(err)) != VELO_OK) {
             velo_plg_error(ins, "%s: starting replication on slot %s: %s",
                            t->redacted, s->slot, err);
+            goto fail;
+        }
+    }
+    if (s->base != NULL) {
+        s->retry_ev = evtimer_new(s->base, cdc_on_reconnect, s);
+        if (s->retry_ev == NULL) {
+            velo_plg_error(ins, "out of memory");
             goto fail;
         }
     }
@@ -1378,6 +1425,7 @@ static void cdc_lost(struct velo_instance *ins, struct cdc_source *s,
     s->lost_since_ms = pg_now_ms();
     s->backoff_ms = 100;
     s->retry_at_ms = s->lost_since_ms;
+    s->attempts = 0;
     PQfreemem(s->held);
     s->held = NULL;
     /* A transaction cut short is replayed from its start: skip the changes
@@ -1386,40 +1434,215 @@ static void cdc_lost(struct velo_instance *ins, struct cdc_source *s,
     s->in_txn = 0;
 }
 
-static int cdc_reconnect(struct velo_instance *ins, struct cdc_source *s)
+/* Keep the retry timer at `due` (the earliest thing to look at). */
+static void cdc_arm(struct cdc_source *s, int64_t due)
 {
-    int64_t now = pg_now_ms();
-    if (now < s->retry_at_ms) {
-        return VELO_AGAIN;
+    if (s->retry_ev == NULL || (s->retry_due != 0 && s->retry_due <= due)) {
+        return;
     }
-    char err[512];
-    s->repl = cdc_connect_repl(s, err, sizeof(err));
-    if (s->repl != NULL &&
-        cdc_start(s, s->acked_lsn, err, sizeof(err)) == VELO_OK) {
-        velo_plg_info(ins, "%s: replication stream resumed at %X/%X",
-                      s->t.redacted, (unsigned)(s->acked_lsn >> 32),
-                      (unsigned)s->acked_lsn);
-        s->lost = 0;
-        cdc_metric_add(s, s->m_reconnects, 1);
-        return VELO_OK;
+    int64_t left = due - pg_now_ms();
+    if (left < 1) {
+        left = 1;
     }
+    struct timeval tv = {(time_t)(left / 1000),
+                         (suseconds_t)(left % 1000) * 1000};
+    if (evtimer_add(s->retry_ev, &tv) == 0) {
+        s->retry_due = due;
+    }
+}
+
+/* Watch the connection being made for what libpq waits for. */
+static void cdc_watch_connect(struct cdc_source *s, short what)
+{
+    if (s->base == NULL) {
+        return;
+    }
+    int fd = PQsocket(s->repl);
+    short want = (short)(what | EV_PERSIST);
+    /* While connecting, libpq may move to another socket (the next
+     * address of a host). */
+    if (fd < 0 || (s->ev != NULL && s->ev_flags == want && s->ev_fd == fd)) {
+        return;
+    }
+    cdc_unwatch(s);
+    s->ev = event_new(s->base, fd, want, cdc_on_reconnect, s);
+    if (s->ev == NULL || event_add(s->ev, NULL) != 0) {
+        /* The timer and the engine's reads still drive the attempt. */
+        cdc_unwatch(s);
+        return;
+    }
+    s->ev_flags = want;
+    s->ev_fd = fd;
+}
+
+/* An attempt failed: give up past reconnect.timeout, else back off.
+ * @return VELO_AGAIN or VELO_ERR. */
+static int cdc_attempt_failed(struct velo_instance *ins, struct cdc_source *s,
+                              const char *err, int64_t now)
+{
+    cdc_unwatch(s);
     if (s->repl != NULL) {
         PQfinish(s->repl);
         s->repl = NULL;
     }
+    s->connecting = 0;
+    cdc_metric_add(s, s->m_errors, 1);
     int64_t limit = s->conf->reconnect_timeout;
     if (limit > 0 && now - s->lost_since_ms >= limit) {
         velo_plg_error(ins,
                        "%s: cannot resume replication on slot %s after "
-                       "%lld ms: %s",
+                       "%lld ms (reconnect.timeout): %s",
                        s->t.redacted, s->slot,
                        (long long)(now - s->lost_since_ms), err);
         return VELO_ERR;
     }
-    velo_plg_debug(ins, "%s: reconnect failed: %s", s->t.redacted, err);
+    /* The first failure, every tenth, and whenever the reason changes:
+     * enough to follow without flooding. */
+    if (s->attempts == 1 || s->attempts % 10 == 0 ||
+        strcmp(err, s->last_err) != 0) {
+        velo_plg_warn(ins,
+                      "%s: cannot resume replication (attempt %lld): %s; "
+                      "retrying",
+                      s->t.redacted, (long long)s->attempts, err);
+        snprintf(s->last_err, sizeof(s->last_err), "%s", err);
+    }
     s->retry_at_ms = now + s->backoff_ms;
     s->backoff_ms = s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2;
+    cdc_arm(s, s->retry_at_ms);
     return VELO_AGAIN;
+}
+
+/* One attempt's bound: connecting, then the START_REPLICATION answer. */
+static int64_t cdc_attempt_limit(const struct cdc_source *s)
+{
+    return s->conf->connect_timeout > 1000 ? s->conf->connect_timeout : 1000;
+}
+
+/* Move the reconnection on without waiting: a connection started with
+ * PQconnectStartParams and polled when its socket is ready, then
+ * START_REPLICATION sent and its answer read when it comes. Runs from
+ * pg_cdc_read and from the socket's and the timer's events. @return
+ * VELO_OK (streaming again), VELO_AGAIN (not yet), VELO_ERR (gave up). */
+static int cdc_reconnect(struct velo_instance *ins, struct cdc_source *s)
+{
+    if (s->failed) {
+        return VELO_ERR;
+    }
+    int64_t now = pg_now_ms();
+    char err[512];
+    if (!s->connecting) {
+        if (now < s->retry_at_ms) {
+            cdc_arm(s, s->retry_at_ms);
+            return VELO_AGAIN;
+        }
+        s->attempts++;
+        s->repl =
+            pg_connect_replication_start(s->conf, &s->t, err, sizeof(err));
+        if (s->repl == NULL) {
+            return cdc_attempt_failed(ins, s, err, now);
+        }
+        s->connecting = 1;
+        /* As if PQconnectPoll had asked to write (libpq's contract). */
+        s->connect_poll = PGRES_POLLING_WRITING;
+        s->attempt_deadline = now + cdc_attempt_limit(s);
+    }
+    if (s->connecting == 1) {
+        /* PQconnectPoll only once the socket is ready for what it last
+         * asked (earlier, it could take a connect in progress for a
+         * finished one). */
+        struct pollfd p = {.fd = PQsocket(s->repl),
+                           .events = s->connect_poll == PGRES_POLLING_READING
+                                         ? POLLIN
+                                         : POLLOUT};
+        PostgresPollingStatusType st = s->connect_poll;
+        if (p.fd < 0 || poll(&p, 1, 0) != 0) {
+            st = PQconnectPoll(s->repl);
+        }
+        if (st == PGRES_POLLING_FAILED) {
+            pg_message(PQerrorMessage(s->repl), err, sizeof(err));
+            return cdc_attempt_failed(ins, s, err, now);
+        }
+        if (st != PGRES_POLLING_OK) {
+            if (now >= s->attempt_deadline) {
+                snprintf(err, sizeof(err),
+                         "no answer within %lld ms (connect.timeout)",
+                         (long long)cdc_attempt_limit(s));
+                return cdc_attempt_failed(ins, s, err, now);
+            }
+            s->connect_poll = st;
+            cdc_watch_connect(s,
+                              st == PGRES_POLLING_READING ? EV_READ : EV_WRITE);
+            cdc_arm(s, s->attempt_deadline);
+            return VELO_AGAIN;
+        }
+        char cmd[256];
+        cdc_start_cmd(s, s->acked_lsn, cmd, sizeof(cmd));
+        if (PQsetnonblocking(s->repl, 1) != 0 || !PQsendQuery(s->repl, cmd)) {
+            pg_message(PQerrorMessage(s->repl), err, sizeof(err));
+            return cdc_attempt_failed(ins, s, err, now);
+        }
+        s->connecting = 2;
+        s->attempt_deadline = now + cdc_attempt_limit(s);
+    }
+    /* START_REPLICATION sent: its answer is COPY BOTH, or an error (the
+     * old walsender still holds the slot, ...). */
+    int f = PQflush(s->repl);
+    if (f < 0 || PQconsumeInput(s->repl) == 0) {
+        pg_message(PQerrorMessage(s->repl), err, sizeof(err));
+        return cdc_attempt_failed(ins, s, err, now);
+    }
+    if (PQisBusy(s->repl)) {
+        if (now >= s->attempt_deadline) {
+            snprintf(err, sizeof(err),
+                     "no answer to START_REPLICATION within %lld ms "
+                     "(connect.timeout)",
+                     (long long)cdc_attempt_limit(s));
+            return cdc_attempt_failed(ins, s, err, now);
+        }
+        cdc_watch_connect(s, (short)(EV_READ | (f == 1 ? EV_WRITE : 0)));
+        cdc_arm(s, s->attempt_deadline);
+        return VELO_AGAIN;
+    }
+    PGresult *r = PQgetResult(s->repl);
+    if (r == NULL || PQresultStatus(r) != PGRES_COPY_BOTH) {
+        pg_result_message(s->repl, r, err, sizeof(err));
+        PQclear(r);
+        return cdc_attempt_failed(ins, s, err, now);
+    }
+    PQclear(r);
+    s->connecting = 0;
+    cdc_unwatch(s);
+    if (cdc_stream_begin(s, err, sizeof(err)) != VELO_OK) {
+        s->streaming = 0;
+        return cdc_attempt_failed(ins, s, err, now);
+    }
+    velo_plg_info(ins, "%s: replication stream resumed at %X/%X", s->t.redacted,
+                  (unsigned)(s->acked_lsn >> 32), (unsigned)s->acked_lsn);
+    s->lost = 0;
+    s->last_err[0] = '\0';
+    cdc_metric_add(s, s->m_reconnects, 1);
+    return VELO_OK;
+}
+
+/* The new connection's socket, or the retry timer: move the reconnection
+ * on, and wake the engine when it is done (or gave up). */
+static void cdc_on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+    struct cdc_source *s = arg;
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        s->retry_due = 0;
+    }
+    if (!s->lost) {
+        return;
+    }
+    int rc = cdc_reconnect(s->ins, s);
+    if (rc == VELO_ERR) {
+        s->failed = 1;
+    }
+    if (rc != VELO_AGAIN && s->wake != NULL) {
+        s->wake(s->wake_arg);
+    }
 }
 
 int pg_cdc_read(struct velo_instance *ins, struct velo_source_batch *out)
@@ -1429,8 +1652,14 @@ int pg_cdc_read(struct velo_instance *ins, struct velo_source_batch *out)
     if (s->snap_active) {
         return cdc_snapshot_read(ins, s, out);
     }
+    if (s->failed) {
+        return VELO_ERR;
+    }
     if (s->lost) {
         int rc = cdc_reconnect(ins, s);
+        if (rc == VELO_ERR) {
+            s->failed = 1;
+        }
         if (rc != VELO_OK) {
             return rc;
         }

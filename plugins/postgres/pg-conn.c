@@ -515,6 +515,13 @@ PGconn *pg_connect_replication(const struct pg_conf *conf,
     return pg_connect_kw(conf, t, 1, 0, err, errlen);
 }
 
+PGconn *pg_connect_replication_start(const struct pg_conf *conf,
+                                     const struct pg_target *t, char *err,
+                                     size_t errlen)
+{
+    return pg_connect_kw(conf, t, 1, 1, err, errlen);
+}
+
 int pg_conn_lost(PGconn *conn, const PGresult *res)
 {
     if (res == NULL || PQstatus(conn) == CONNECTION_BAD) {

@@ -77,6 +77,11 @@ PGconn *pg_connect_replication(const struct pg_conf *conf,
                                const struct pg_target *t, char *err,
                                size_t errlen);
 
+/** pg_connect_replication without waiting, as pg_connect_start. */
+PGconn *pg_connect_replication_start(const struct pg_conf *conf,
+                                     const struct pg_target *t, char *err,
+                                     size_t errlen);
+
 /** Copy libpq's message (one line, trimmed) into err. */
 void pg_message(const char *msg, char *err, size_t errlen);
 

@@ -39,7 +39,16 @@
  * committed rows are not written twice. Reconnecting does not block
  * either (PQconnectStartParams, PQconnectPoll when the socket is ready,
  * bounded by connect.timeout); the txid_status() question is one short
- * blocking query.
+ * blocking query, bounded like a batch's answer.
+ *
+ * A server that keeps the connection and stops answering (stopped, a
+ * frozen network: TCP keepalive would take hours) is bounded on the
+ * client: a batch in flight whose socket shows no sign of life (neither
+ * readable nor taking the output it waits to send) for statement.timeout
+ * plus connect.timeout (the server cancels any statement before that;
+ * 5 minutes when statement.timeout is 0) is treated as a lost connection:
+ * counted, dropped, and replayed as above. A timer on the loop notices it
+ * (and ends backoffs and connect attempts) when the engine is not calling.
  */
 #include <inttypes.h>
 #include <poll.h>
@@ -153,6 +162,14 @@ struct pg_sink {
     int64_t lost_at_ms, next_try_ms, backoff_ms, attempts;
     int64_t reconnects, rows_committed;
     int64_t losses; /* connections lost since the last COMMIT */
+
+    /* A server that accepts and then never answers (stopped, a frozen
+     * network) would hold the batch in flight for good: io_at is the last
+     * sign of life of its socket (readable, or writable while output
+     * waited), and tmo fires when none came for the answer limit. */
+    int64_t io_at;
+    struct event *tmo; /* also ends a backoff and a connect attempt */
+    int64_t tmo_due;   /* when tmo fires, 0: not armed */
 
     /* The row being read, reused. */
     struct pg_buf row_keys, row_vals;
@@ -295,6 +312,41 @@ static void pg_sink_watch(struct pg_sink *k)
     k->ev_flags = want;
 }
 
+/* When the state needs a look without any socket event: the end of a
+ * backoff, a connect attempt's deadline, the silence limit of a batch in
+ * flight. @return 0 when nothing is due. */
+static int64_t pg_sink_due(const struct pg_sink *k);
+
+/* Keep the timer at the earliest thing due. It is not moved later for
+ * each sign of life (that would be an event_add per event): firing early
+ * just re-arms it. */
+static void pg_sink_arm(struct pg_sink *k)
+{
+    if (k->tmo == NULL) {
+        return;
+    }
+    int64_t due = pg_sink_due(k);
+    if (due == 0) {
+        if (k->tmo_due != 0) {
+            evtimer_del(k->tmo);
+            k->tmo_due = 0;
+        }
+        return;
+    }
+    if (k->tmo_due != 0 && k->tmo_due <= due) {
+        return;
+    }
+    int64_t left = due - pg_now_ms();
+    if (left < 1) {
+        left = 1;
+    }
+    struct timeval tv = {(time_t)(left / 1000),
+                         (suseconds_t)(left % 1000) * 1000};
+    if (evtimer_add(k->tmo, &tv) == 0) {
+        k->tmo_due = due;
+    }
+}
+
 /* ---- connection loss and errors ----------------------------------------- */
 
 static void pg_sink_drop_conn(struct pg_sink *k)
@@ -310,11 +362,9 @@ static void pg_sink_drop_conn(struct pg_sink *k)
 
 /* The connection is gone: the server rolled the transaction back (or,
  * after the last COPY's end, maybe committed it: asked on reconnect). */
-static void pg_sink_lost(struct pg_sink *k, const char *doing,
-                         const PGresult *res)
+static void pg_sink_lost_why(struct pg_sink *k, const char *doing,
+                             const char *err)
 {
-    char err[512];
-    pg_result_message(k->conn, res, err, sizeof(err));
     size_t rows = k->flying ? k->b[!k->fill].rows : 0;
     velo_plg_warn(k->ins,
                   "connection to %s lost while %s (%s); reconnecting, "
@@ -331,6 +381,46 @@ static void pg_sink_lost(struct pg_sink *k, const char *doing,
     k->next_try_ms = k->lost_at_ms;
     k->backoff_ms = PG_BACKOFF_FIRST_MS;
     k->attempts = 0;
+}
+
+static void pg_sink_lost(struct pg_sink *k, const char *doing,
+                         const PGresult *res)
+{
+    char err[512];
+    pg_result_message(k->conn, res, err, sizeof(err));
+    pg_sink_lost_why(k, doing, err);
+}
+
+/* How long a batch in flight may go without a sign of life from the
+ * socket: the server cancels any statement after statement.timeout, so
+ * past that plus connect.timeout (the lookups' rule) it is not working on
+ * our batch but gone; 5 minutes when statement.timeout is 0. */
+static int64_t pg_sink_answer_limit(const struct pg_sink *k)
+{
+    return k->conf.statement_timeout > 0
+               ? k->conf.statement_timeout + k->conf.connect_timeout
+               : 300000;
+}
+
+/* The batch in flight had no sign of life for the answer limit: treat
+ * the connection as lost (the replay and commit-in-doubt logic take it
+ * from there). @return 1 when it was dropped. */
+static int pg_sink_check_silence(struct pg_sink *k, int64_t now)
+{
+    if (!k->flying || k->broken || k->conn == NULL || k->state == PG_IDLE) {
+        return 0;
+    }
+    int64_t limit = pg_sink_answer_limit(k);
+    if (now - k->io_at < limit) {
+        return 0;
+    }
+    char err[160];
+    snprintf(err, sizeof(err),
+             "no answer from the server for %lld ms (statement.timeout "
+             "+ connect.timeout)",
+             (long long)(now - k->io_at));
+    pg_sink_lost_why(k, k->upsert ? "upserting rows" : "inserting rows", err);
+    return 1;
 }
 
 /* A failed result: reconnect when the connection went, else fail for
@@ -430,6 +520,42 @@ static int pg_sink_connecting(struct pg_sink *k, int64_t now)
     return VELO_AGAIN;
 }
 
+/* One query with one parameter on the fresh (blocking) connection,
+ * waiting at most the answer limit. @return its last result (NULL: lost,
+ * or *timed_out set). */
+static PGresult *pg_sink_ask(struct pg_sink *k, const char *sql,
+                             const char *const *params, int *timed_out)
+{
+    *timed_out = 0;
+    if (!PQsendQueryParams(k->conn, sql, 1, NULL, params, NULL, NULL, 0)) {
+        return NULL;
+    }
+    int64_t deadline = pg_now_ms() + pg_sink_answer_limit(k);
+    PGresult *last = NULL;
+    for (;;) {
+        while (!PQisBusy(k->conn)) {
+            PGresult *r = PQgetResult(k->conn);
+            if (r == NULL) {
+                return last;
+            }
+            PQclear(last);
+            last = r;
+        }
+        int64_t left = deadline - pg_now_ms();
+        if (left <= 0) {
+            PQclear(last);
+            *timed_out = 1;
+            return NULL;
+        }
+        struct pollfd p = {.fd = PQsocket(k->conn), .events = POLLIN};
+        if (poll(&p, 1, (int)(left > 1000 ? 1000 : left)) > 0 &&
+            PQconsumeInput(k->conn) == 0) {
+            PQclear(last);
+            return NULL;
+        }
+    }
+}
+
 /* (Re)connect when the connection was lost, without blocking the worker
  * (the socket's event drives the attempt); resolve a COMMIT in doubt.
  * @return VELO_OK (connected), VELO_AGAIN (not yet), VELO_ERR. */
@@ -476,10 +602,21 @@ static int pg_sink_ready(struct pg_sink *k)
     k->broken = 0;
     k->state = PG_IDLE;
     if (k->commit_in_doubt) {
-        /* One short blocking question, on reconnect only. */
+        /* One short blocking question, on reconnect only, bounded like
+         * a batch's answer (a server that froze again must not hold the
+         * worker). */
         const char *params[1] = {k->xid};
-        PGresult *r = PQexecParams(k->conn, "SELECT txid_status($1::bigint)", 1,
-                                   NULL, params, NULL, NULL, 0);
+        int timed_out = 0;
+        PGresult *r = pg_sink_ask(k, "SELECT txid_status($1::bigint)", params,
+                                  &timed_out);
+        if (timed_out) {
+            snprintf(err, sizeof(err),
+                     "no answer from the server for %lld ms "
+                     "(statement.timeout + connect.timeout)",
+                     (long long)pg_sink_answer_limit(k));
+            pg_sink_lost_why(k, "asking whether the last COMMIT happened", err);
+            return VELO_AGAIN;
+        }
         const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
         const char *st = "";
         if (code != NULL && strcmp(code, "22023") == 0) {
@@ -1303,6 +1440,7 @@ static int pg_sink_send(struct pg_sink *k)
         return VELO_AGAIN;
     }
     k->state = PG_RESULTS;
+    k->io_at = pg_now_ms();
     k->seg_at = 0;
     k->put_off = 0;
     k->unflushed = 0;
@@ -1440,8 +1578,12 @@ static int pg_sink_advance(struct pg_sink *k)
             }
             if (rc == VELO_AGAIN) {
                 pg_sink_metric_pending(k);
+                pg_sink_arm(k);
                 return VELO_OK;
             }
+        }
+        if (pg_sink_check_silence(k, pg_now_ms())) {
+            continue;
         }
         /* Idle too: a server that closed the connection makes the
          * socket readable for good, and must be noticed, not spun on. */
@@ -1496,7 +1638,22 @@ static int pg_sink_advance(struct pg_sink *k)
         }
     }
     pg_sink_metric_pending(k);
+    pg_sink_arm(k);
     return VELO_OK;
+}
+
+static int64_t pg_sink_due(const struct pg_sink *k)
+{
+    if (k->failed) {
+        return 0;
+    }
+    if (k->broken) {
+        return k->connecting ? k->connect_deadline : k->next_try_ms;
+    }
+    if (k->flying && k->conn != NULL && k->state != PG_IDLE) {
+        return k->io_at + pg_sink_answer_limit(k);
+    }
+    return 0;
 }
 
 static void pg_sink_on_io(evutil_socket_t fd, short what, void *arg)
@@ -1504,6 +1661,7 @@ static void pg_sink_on_io(evutil_socket_t fd, short what, void *arg)
     struct pg_sink *k = arg;
     (void)fd;
     (void)what;
+    k->io_at = pg_now_ms(); /* the server read or sent something */
     int flying = k->flying;
     int rc = pg_sink_advance(k);
     /* A batch committed (room, or a flush can finish), or it failed, or
@@ -1515,6 +1673,20 @@ static void pg_sink_on_io(evutil_socket_t fd, short what, void *arg)
 }
 
 /* An engine without a loop: wait on the socket here. */
+static void pg_sink_on_tmo(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_sink *k = arg;
+    (void)fd;
+    (void)what;
+    k->tmo_due = 0;
+    int flying = k->flying, broken = k->broken;
+    int rc = pg_sink_advance(k);
+    if (k->wake != NULL &&
+        (rc != VELO_OK || k->flying != flying || k->broken != broken)) {
+        k->wake(k->wake_arg);
+    }
+}
+
 static void pg_sink_wait_socket(struct pg_sink *k)
 {
     if (k->conn == NULL) {
@@ -1524,7 +1696,9 @@ static void pg_sink_wait_socket(struct pg_sink *k)
     struct pollfd p = {.fd = PQsocket(k->conn),
                        .events =
                            (short)(POLLIN | (k->want_write ? POLLOUT : 0))};
-    poll(&p, 1, 100);
+    if (poll(&p, 1, 100) > 0) {
+        k->io_at = pg_now_ms();
+    }
 }
 
 /* ---- vtable ------------------------------------------------------------- */
@@ -1536,6 +1710,9 @@ static void pg_sink_free(struct pg_sink *k)
     }
     /* An open transaction is rolled back: only flushed rows count. */
     pg_sink_drop_conn(k);
+    if (k->tmo != NULL) {
+        event_free(k->tmo);
+    }
     for (size_t i = 0; i < k->nkeys; i++) {
         free(k->keys[i]);
     }
@@ -1695,6 +1872,13 @@ int pg_sink_create(struct velo_instance *ins, const void *config,
         velo_plg_error(ins, "%s: cannot make the connection nonblocking: %s",
                        t->redacted, err);
         goto fail;
+    }
+    if (k->base != NULL) {
+        k->tmo = evtimer_new(k->base, pg_sink_on_tmo, k);
+        if (k->tmo == NULL) {
+            velo_plg_error(ins, "out of memory");
+            goto fail;
+        }
     }
     pg_sink_metrics_init(k);
     pg_sink_watch(k);

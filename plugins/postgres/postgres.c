@@ -43,7 +43,9 @@ static const struct velo_config_map pg_config[] = {
      "how long a connection attempt may take"},
     {VELO_CONFIG_DURATION, "statement.timeout", "5m",
      offsetof(struct pg_conf, statement_timeout),
-     "server-side limit per statement (0: none)"},
+     "server-side limit per statement (0: none); plus connect.timeout, "
+     "how long a sink's batch may go unanswered before the connection "
+     "counts as lost (5m when 0)"},
     {VELO_CONFIG_DURATION, "reconnect.timeout", "5m",
      offsetof(struct pg_conf, reconnect_timeout),
      "sink: give up reconnecting after this long (0: never)"},
