@@ -17,9 +17,11 @@
  * until every reply is in. A lost connection is reopened on a backoff
  * timer (100 ms doubling to 5 s) with AUTH and SELECT, after which the
  * source asks again and the sink sends again everything unconfirmed (at
- * least once). lookup_get and source_commit must answer now: they send
- * their commands and run the loop until the replies are in, bounded by
- * connect.timeout. Only create (to fail at once on a wrong address,
+ * least once). A server that holds the connection open but never answers
+ * is caught by a watchdog (command.timeout, see "Connection") and treated
+ * as a lost connection. lookup_get and source_commit must answer now: they
+ * send their commands and run the loop until the replies are in, bounded
+ * by connect.timeout. Only create (to fail at once on a wrong address,
  * password or database) and introspection use blocking calls.
  *
  * Lookups (stream-table joins) read hashes or JSON strings by key, and
@@ -68,6 +70,7 @@ struct redis_conf {
     char *password;
     int64_t db;
     int64_t connect_timeout_ms;
+    int64_t command_timeout_ms;
     char *key_column;
     char *key_prefix;
     int64_t maxlen;
@@ -103,7 +106,12 @@ static const struct velo_config_map redis_config[] = {
      "database number (SELECT)"},
     {VELO_CONFIG_DURATION, "connect.timeout", "2s",
      offsetof(struct redis_conf, connect_timeout_ms),
-     "connect and command timeout"},
+     "connect timeout; also bounds a lookup's and an XACK's wait"},
+    {VELO_CONFIG_DURATION, "command.timeout", "10s",
+     offsetof(struct redis_conf, command_timeout_ms),
+     "replies outstanding with none arriving for this long (plus block.ms "
+     "for a blocking XREADGROUP): the connection is taken as lost and "
+     "reopened (0s: no bound)"},
     {VELO_CONFIG_STR, "key.column", "", offsetof(struct redis_conf, key_column),
      "hash/string sink: the column whose value names the key"},
     {VELO_CONFIG_STR, "key.prefix", "", offsetof(struct redis_conf, key_prefix),
@@ -440,6 +448,19 @@ static int redis_url_parse(const char *url, struct redis_url *u, char *err,
  * reply, when the owner's on_ready sends what it needs again (the source
  * its XREADGROUP or SUBSCRIBE, the sink what is unconfirmed).
  *
+ * A server that keeps the connection open but never answers (stopped,
+ * swapping, a half-open link through a firewall) would hold a sink's
+ * flush forever: TCP sees nothing wrong. So while READY a watchdog ticks
+ * (a quarter of command.timeout, at most a second) and, when commands are
+ * waiting (ac->replies is not empty) and no reply callback has run for
+ * command.timeout (plus block.ms while a blocking XREADGROUP is the one
+ * waiting), drops the connection like any other loss. Counting replies
+ * and sampling on the tick keeps the reply path free of clock reads; the
+ * stall is measured from a tick that saw the commands waiting, so the
+ * bound is never cut short (it may run up to two ticks long). Pub/sub
+ * subscriptions wait in ac->sub, not ac->replies: an idle channel is not
+ * a stall.
+ *
  * Stale replies: a context we drop gets ac->data = NULL before it is
  * freed, and hiredis answers every callback still waiting on a dead
  * context with a NULL reply; callbacks ignore both, and on_lost resets
@@ -459,10 +480,17 @@ struct redis_conn {
     struct event_base *base;
     int own_base; /* no loop was given (an engine before ABI 1.2) */
     redisAsyncContext *ac;
-    int state;             /* enum redis_state */
-    struct event *retry;   /* backoff while down; connect.timeout while
-                              connecting */
-    struct event *wait_ev; /* the deadline of redis_wait */
+    int state;              /* enum redis_state */
+    struct event *retry;    /* backoff while down; connect.timeout while
+                               connecting */
+    struct event *wait_ev;  /* the deadline of redis_wait */
+    struct event *watch;    /* the reply watchdog's tick, while READY */
+    int64_t cmd_timeout_ms; /* command.timeout; 0: no watchdog */
+    int64_t stall_extra_ms; /* on top, for the command waiting (block.ms);
+                               -1: it may wait without end */
+    uint64_t replies;       /* reply callbacks run: progress */
+    uint64_t replies_seen;  /* `replies` at the last tick */
+    int64_t stall_since;    /* tick that first saw no progress; 0: none */
     int64_t backoff_ms;
     int down;        /* an outage is in progress (logged once) */
     int attempts;    /* failed attempts in this outage */
@@ -491,6 +519,16 @@ static void redis_wake(struct redis_conn *cn)
 {
     if (cn->wake != NULL) {
         cn->wake(cn->wake_arg);
+    }
+}
+
+/* A reply came in on `ac`: the watchdog's sign of progress. Every reply
+ * callback calls it first (a stale context has data NULL). */
+static void redis_progress(const redisAsyncContext *ac)
+{
+    struct redis_conn *cn = ac->data;
+    if (cn != NULL) {
+        cn->replies++;
     }
 }
 
@@ -627,6 +665,9 @@ static void redis_failed(struct redis_conn *cn, const char *why)
         cn->ac = NULL;
     }
     cn->state = REDIS_DOWN;
+    if (cn->watch != NULL) {
+        evtimer_del(cn->watch);
+    }
     snprintf(cn->why, sizeof(cn->why), "%s", why);
     if (cn->fatal) {
         /* Logged where it was found; every call of the owner fails now. */
@@ -726,6 +767,7 @@ static void redis_on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_conn *cn = ac->data;
     redisReply *r = reply;
+    redis_progress(ac);
     if (cn == NULL || r == NULL || r->type != REDIS_REPLY_ERROR) {
         return;
     }
@@ -744,6 +786,7 @@ static void redis_on_ping(redisAsyncContext *ac, void *reply, void *priv)
     struct redis_conn *cn = ac->data;
     redisReply *r = reply;
     (void)priv;
+    redis_progress(ac);
     if (cn == NULL || r == NULL || cn->fatal) {
         return;
     }
@@ -755,6 +798,15 @@ static void redis_on_ping(redisAsyncContext *ac, void *reply, void *priv)
     }
     evtimer_del(cn->retry); /* the connect timeout */
     cn->state = REDIS_READY;
+    if (cn->cmd_timeout_ms > 0) {
+        int64_t tick = cn->cmd_timeout_ms / 4;
+        tick = tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
+        struct timeval tv = {(time_t)(tick / 1000),
+                             (suseconds_t)((tick % 1000) * 1000)};
+        cn->stall_since = 0;
+        cn->replies_seen = cn->replies;
+        evtimer_add(cn->watch, &tv);
+    }
     cn->reconnected = cn->down;
     if (cn->down && !cn->quiet) {
         velo_plg_info(cn->ins, "reconnected to %s", cn->url.redacted);
@@ -828,6 +880,36 @@ static void redis_on_timer(evutil_socket_t fd, short what, void *arg)
         redis_connect(cn);
     } else if (cn->state == REDIS_CONNECTING) {
         redis_drop(cn, "no answer within connect.timeout");
+    }
+}
+
+/* The reply watchdog (see the top of this section). */
+static void redis_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_conn *cn = arg;
+    (void)fd;
+    (void)what;
+    if (cn->state != REDIS_READY || cn->ac == NULL) {
+        return;
+    }
+    if (cn->ac->replies.head == NULL || cn->replies != cn->replies_seen ||
+        cn->stall_extra_ms < 0) {
+        cn->replies_seen = cn->replies;
+        cn->stall_since = 0;
+        return;
+    }
+    int64_t now = redis_now_ms();
+    if (cn->stall_since == 0) {
+        cn->stall_since = now;
+        return;
+    }
+    if (now - cn->stall_since >= cn->cmd_timeout_ms + cn->stall_extra_ms) {
+        char why[128];
+        snprintf(why, sizeof(why),
+                 "no reply within command.timeout (%" PRId64 " ms%s)",
+                 cn->cmd_timeout_ms,
+                 cn->stall_extra_ms > 0 ? " + block.ms" : "");
+        redis_drop(cn, why);
     }
 }
 
@@ -952,6 +1034,8 @@ static int redis_conn_init(struct redis_conn *cn, struct velo_instance *ins,
     cn->timeout.tv_sec = (time_t)(t / 1000);
     cn->timeout.tv_usec = (suseconds_t)((t % 1000) * 1000);
     cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    cn->cmd_timeout_ms =
+        conf->command_timeout_ms > 0 ? conf->command_timeout_ms : 0;
     if (VELO_HOST_HAS(ins->host, metric_counter)) {
         char labels[256];
         /* A label name has no space: "lookup table" is "lookup". */
@@ -995,7 +1079,8 @@ static int redis_async_start(struct redis_conn *cn,
     }
     cn->retry = evtimer_new(cn->base, redis_on_timer, cn);
     cn->wait_ev = evtimer_new(cn->base, redis_on_wait, cn);
-    if (cn->retry == NULL || cn->wait_ev == NULL) {
+    cn->watch = event_new(cn->base, -1, EV_PERSIST, redis_on_watch, cn);
+    if (cn->retry == NULL || cn->wait_ev == NULL || cn->watch == NULL) {
         velo_plg_error(cn->ins, "out of memory");
         return VELO_ERR;
     }
@@ -1016,6 +1101,7 @@ static int redis_conn_twin(struct redis_conn *cn, const struct redis_conn *from)
     cn->ins = from->ins;
     cn->db = from->db;
     cn->timeout = from->timeout;
+    cn->cmd_timeout_ms = from->cmd_timeout_ms;
     cn->backoff_ms = REDIS_BACKOFF_MIN_MS;
     cn->quiet = 1;
     cn->m_errors = from->m_errors;
@@ -1052,6 +1138,10 @@ static void redis_conn_fini(struct redis_conn *cn)
     if (cn->wait_ev != NULL) {
         event_free(cn->wait_ev);
         cn->wait_ev = NULL;
+    }
+    if (cn->watch != NULL) {
+        event_free(cn->watch);
+        cn->watch = NULL;
     }
     if (cn->own_base && cn->base != NULL) {
         event_base_free(cn->base);
@@ -1198,6 +1288,7 @@ static void redis_src_on_group(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_src *s = priv;
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL || r->type != REDIS_REPLY_ERROR ||
         strncmp(r->str, "BUSYGROUP", 9) == 0) {
         return;
@@ -1223,6 +1314,7 @@ static void redis_src_on_read(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_src *s = priv;
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL) {
         return; /* on_lost resets inflight */
     }
@@ -1322,6 +1414,11 @@ static void redis_src_request(struct redis_src *s)
     if (redisAsyncCommandArgv(s->cn.ac, redis_src_on_read, s, argc, argv,
                               lens) == REDIS_OK) {
         s->inflight = 1;
+        /* The server holds a ">" read up to block.ms by design (for ever
+         * with 0): the watchdog waits that long on top. */
+        s->cn.stall_extra_ms = !s->reading_new   ? 0
+                               : s->block_ms > 0 ? s->block_ms
+                                                 : -1;
     }
 }
 
@@ -1329,6 +1426,7 @@ static void redis_src_on_message(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_src *s = priv;
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL) {
         return;
     }
@@ -1386,6 +1484,7 @@ static void redis_src_ready(struct redis_conn *cn)
     struct redis_src *s = cn->owner;
     s->paused = 0;
     if (s->pubsub) {
+        cn->stall_extra_ms = -1; /* a subscription waits without end */
         const char *argv[2] = {s->pattern ? "PSUBSCRIBE" : "SUBSCRIBE", s->key};
         size_t lens[2] = {strlen(argv[0]), strlen(s->key)};
         redisAsyncCommandArgv(cn->ac, redis_src_on_message, s, 2, argv, lens);
@@ -1704,6 +1803,7 @@ static void redis_src_on_ack(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_src *s = priv;
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL) {
         return; /* lost: commit sees the connection down */
     }
@@ -2208,6 +2308,7 @@ static void redis_sink_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_sink *k = priv;
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL || k->confirmed >= k->sent) {
         return; /* lost: on_ready sends the unconfirmed again */
     }
@@ -2602,6 +2703,7 @@ static int redis_lookup_hash_json(struct redis_lookup *l, const redisReply *r,
 static void redis_lookup_on_hash(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL) {
         return;
     }
@@ -2637,6 +2739,7 @@ static void redis_lookup_on_hash(redisAsyncContext *ac, void *reply, void *priv)
 static void redis_lookup_on_mget(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *r = reply;
+    redis_progress(ac);
     if (ac->data == NULL || r == NULL) {
         return;
     }
