@@ -1440,13 +1440,7 @@ static void cdc_arm(struct cdc_source *s, int64_t due)
     if (s->retry_ev == NULL || (s->retry_due != 0 && s->retry_due <= due)) {
         return;
     }
-    int64_t left = due - pg_now_ms();
-    if (left < 1) {
-        left = 1;
-    }
-    struct timeval tv = {(time_t)(left / 1000),
-                         (suseconds_t)(left % 1000) * 1000};
-    if (evtimer_add(s->retry_ev, &tv) == 0) {
+    if (pg_timer_at(s->retry_ev, due) == 0) {
         s->retry_due = due;
     }
 }

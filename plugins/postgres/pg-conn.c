@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "pg-internal.h"
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -98,6 +100,17 @@ int64_t pg_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int pg_timer_at(struct event *ev, int64_t due)
+{
+    int64_t left = due - pg_now_ms();
+    if (left < 1) {
+        left = 1;
+    }
+    struct timeval tv = {(time_t)(left / 1000),
+                         (suseconds_t)(left % 1000) * 1000};
+    return evtimer_add(ev, &tv) == 0 ? 0 : -1;
 }
 
 /* ---- URI ---------------------------------------------------------------- */

@@ -101,6 +101,11 @@ char *pg_quote_qualified(PGconn *conn, const char *name);
 /** Milliseconds on a monotonic clock. */
 int64_t pg_now_ms(void);
 
+struct event;
+/** Arm the timer `ev` to fire at `due` (pg_now_ms time; at least 1 ms
+ *  from now). @return 0, or -1 when libevent refused. */
+int pg_timer_at(struct event *ev, int64_t due);
+
 /* A growable byte buffer. */
 struct pg_buf {
     char *data;

@@ -336,13 +336,7 @@ static void pg_sink_arm(struct pg_sink *k)
     if (k->tmo_due != 0 && k->tmo_due <= due) {
         return;
     }
-    int64_t left = due - pg_now_ms();
-    if (left < 1) {
-        left = 1;
-    }
-    struct timeval tv = {(time_t)(left / 1000),
-                         (suseconds_t)(left % 1000) * 1000};
-    if (evtimer_add(k->tmo, &tv) == 0) {
+    if (pg_timer_at(k->tmo, due) == 0) {
         k->tmo_due = due;
     }
 }
