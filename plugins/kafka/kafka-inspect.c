@@ -394,22 +394,30 @@ static json_t *ki_group(rd_kafka_t *rk, const char *brokers,
                 int64_t lag = 0;
                 int any = 0;
                 for (int p = 0; p < l->cnt; p++) {
+                    any |= l->elems[p].offset >= 0;
+                }
+                /* A partition of a topic the group reads but without a
+                 * commit of its own (it never had a message for the
+                 * group): the group reads it from its start, so all of
+                 * it is lag; "committed" is null. */
+                for (int p = 0; any && p < l->cnt; p++) {
                     int64_t lo = 0, hi = 0;
                     int64_t c = l->elems[p].offset;
-                    if (c < 0 ||
-                        rd_kafka_query_watermark_offsets(
+                    if (rd_kafka_query_watermark_offsets(
                             rk, t->topic, l->elems[p].partition, &lo, &hi,
                             KI_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
                         continue;
                     }
-                    any = 1;
-                    lag += hi - c;
+                    int64_t from = c >= 0 ? c : lo;
+                    lag += hi - from;
                     json_array_append_new(
-                        parts, json_pack("{s:i, s:I, s:I, s:I}", "partition",
-                                         (int)l->elems[p].partition,
-                                         "committed", (json_int_t)c, "end",
-                                         (json_int_t)hi, "lag",
-                                         (json_int_t)(hi - c)));
+                        parts,
+                        json_pack("{s:i, s:o, s:I, s:I}", "partition",
+                                  (int)l->elems[p].partition, "committed",
+                                  c >= 0 ? json_integer((json_int_t)c)
+                                         : json_null(),
+                                  "end", (json_int_t)hi, "lag",
+                                  (json_int_t)(hi - from)));
                 }
                 if (any) {
                     json_array_append_new(

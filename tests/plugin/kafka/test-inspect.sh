@@ -3,7 +3,7 @@
 # topic described by sampling its messages (fields, types, examples), and
 # a consumer group's lag after a `velo run` committed its offsets.
 source "$(dirname "${BASH_SOURCE[0]}")/lib-kafka.sh"
-start_mock -b 1 -t orders:3 -t empty:2
+start_mock -b 1 -t orders:3 -t empty:2 -t sparse:2
 cd "$SCRATCH"
 
 for i in $(seq 1 30); do
@@ -59,6 +59,31 @@ import json, sys
 g = json.load(open(sys.argv[1]))[0]
 t = {x["topic"]: x for x in g["topics"]}
 ok = g["group"] == "readers" and "orders" in t and t["orders"]["lag"] == 10
+if not ok:
+    print("groups answered:", g, file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+# A partition that never had a message for the group has no commit of its
+# own: all of it is lag (the group would read it from its start).
+for i in 1 2 3 4 5; do echo "{\"id\":$i}"; done | produce sparse -p 0
+"$VELO_BIN" run "${P[@]}" --format csv -e "SELECT COUNT(*) AS n FROM s
+  WITH ('s.type'='kafka_source', 's.bootstrap.servers'='$ADDR',
+        's.topic'='sparse', 's.group.id'='sparse-readers')" >sparse.csv 2>sparse.log &
+pid=$!; BG_PIDS+=("$pid")
+read_five() { [[ -f sparse.csv ]] && tail -n 1 sparse.csv | grep -q ',5$'; }
+check "the sparse reader sees the 5 messages of partition 0" wait_for read_five
+stop_bg "$pid"
+for i in 6 7 8 9; do echo "{\"id\":$i}"; done | produce sparse -p 1
+"$VELO_BIN" inspect "${P[@]}" "kafka://$ADDR" groups sparse-readers --format json \
+  >sparse.json 2>sparse-groups.log
+check "a partition without a commit counts whole: lag 4, committed null" \
+  python3 - sparse.json <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))[0]
+t = {x["topic"]: x for x in g["topics"]}["sparse"]
+p = {x["partition"]: x for x in t["partitions"]}
+ok = (t["lag"] == 4 and p[0]["committed"] == 5 and p[0]["lag"] == 0
+      and p[1]["committed"] is None and p[1]["lag"] == 4)
 if not ok:
     print("groups answered:", g, file=sys.stderr)
 sys.exit(0 if ok else 1)
