@@ -711,28 +711,16 @@ static int pg_hex4(const char *p, const char *end, unsigned *out)
 static void pg_copy_byte(struct pg_buf *o, unsigned char c)
 {
     char *w = o->data + o->len;
-    switch (c) {
-    case '\\':
+    char e = c == '\\'  ? '\\'
+             : c == '\t' ? 't'
+             : c == '\n' ? 'n'
+             : c == '\r' ? 'r'
+                         : 0;
+    if (e != 0) {
         w[0] = '\\';
-        w[1] = '\\';
+        w[1] = e;
         o->len += 2;
-        return;
-    case '\t':
-        w[0] = '\\';
-        w[1] = 't';
-        o->len += 2;
-        return;
-    case '\n':
-        w[0] = '\\';
-        w[1] = 'n';
-        o->len += 2;
-        return;
-    case '\r':
-        w[0] = '\\';
-        w[1] = 'r';
-        o->len += 2;
-        return;
-    default:
+    } else {
         w[0] = (char)c;
         o->len += 1;
     }
